@@ -1,0 +1,1 @@
+"""The application without a screen: services, storage, the CLI. Uses `engine/`, never `ui/`."""

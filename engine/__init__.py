@@ -1,0 +1,39 @@
+"""In-process inference engine: model loading, sampling, the scheduler thread and request streams.
+
+Knows nothing of Qt, users or SQLite; `console/` drives it and `ui/` draws it.
+"""
+
+from engine.engine import InferenceEngine
+from engine.errors import (
+    DeviceUnavailable,
+    EngineBusy,
+    EngineError,
+    InvalidRequest,
+    ModelLoadError,
+    NoModelLoaded,
+    PrecisionUnsupported,
+    PromptTooLong,
+)
+from engine.loader import LoadedModelInfo, ModelSpec
+from engine.request import FinishReason, GenerationRequest, GenerationResult, RequestHandle, StreamEvent
+from engine.sampling import SamplingParams
+
+__all__ = [
+    "DeviceUnavailable",
+    "EngineBusy",
+    "EngineError",
+    "FinishReason",
+    "GenerationRequest",
+    "GenerationResult",
+    "InferenceEngine",
+    "InvalidRequest",
+    "LoadedModelInfo",
+    "ModelLoadError",
+    "ModelSpec",
+    "NoModelLoaded",
+    "PrecisionUnsupported",
+    "PromptTooLong",
+    "RequestHandle",
+    "SamplingParams",
+    "StreamEvent",
+]

@@ -1,0 +1,68 @@
+"""The engine's public face: load and unload a model, submit requests, shut down."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Callable
+
+from engine.errors import EngineBusy, InvalidRequest
+from engine.loader import LoadedModelInfo, ModelSpec, ProgressCallback, load_model
+from engine.request import GenerationRequest, GenerationResult, RequestHandle, StreamEvent
+from engine.scheduler import Scheduler
+
+
+class InferenceEngine:
+    def __init__(self, cache_dir: Path, max_batch_size: int = 4, queue_limit: int = 64):
+        self.cache_dir = Path(cache_dir)
+        self._scheduler = Scheduler(max_batch_size=max_batch_size, queue_limit=queue_limit)
+        self._load_lock = threading.Lock()
+
+    @property
+    def model_info(self) -> LoadedModelInfo | None:
+        loaded = self._scheduler.loaded
+        return loaded.info if loaded is not None else None
+
+    @property
+    def loading(self) -> bool:
+        return self._load_lock.locked()
+
+    def load(self, spec: ModelSpec, progress: ProgressCallback | None = None) -> LoadedModelInfo:
+        """Load a model and make it the one that serves requests. Blocking; run it off the UI thread."""
+        if not self._load_lock.acquire(blocking=False):
+            raise EngineBusy("A model is already loading. Wait for it to finish.")
+        try:
+            loaded = load_model(spec, self.cache_dir, progress or (lambda _f, _m: None))
+            self._scheduler.swap_model(loaded)
+            return loaded.info
+        finally:
+            self._load_lock.release()
+
+    def unload(self) -> None:
+        self._scheduler.swap_model(None)
+
+    def submit(self, request: GenerationRequest, on_event: Callable[[StreamEvent], None] | None = None) -> RequestHandle:
+        """Queue a request; returns at once with a handle that streams its text."""
+        request.params.validate()
+        if request.messages is None and not (request.prompt or "").strip():
+            raise InvalidRequest("The prompt is empty. Type a message first.")
+        if request.messages is not None:
+            if not request.messages or not any(m.get("content", "").strip() for m in request.messages if m.get("role") == "user"):
+                raise InvalidRequest("The message is empty. Type a message first.")
+        handle = RequestHandle(request, on_event)
+        self._scheduler.submit(handle)
+        return handle
+
+    def generate(self, request: GenerationRequest, timeout: float | None = None) -> GenerationResult:
+        return self.submit(request).result(timeout)
+
+    def set_max_batch_size(self, size: int) -> None:
+        if size < 1:
+            raise InvalidRequest("The batch size must be at least 1.")
+        self._scheduler.max_batch_size = size
+
+    def queue_counts(self) -> tuple[int, int]:
+        return self._scheduler.counts()
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        self._scheduler.stop(timeout)

@@ -1,0 +1,95 @@
+"""GGUF files are dequantized once into a safetensors folder in the cache, so that later loads are fast.
+
+The cache key is the file's path, size and modification time: a replaced file gets a fresh conversion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from engine.errors import ModelLoadError
+
+GGUF_MAGIC = b"GGUF"
+
+
+def check_gguf_header(path: Path) -> None:
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as error:
+        raise ModelLoadError(f"Cannot read {path}: {error.strerror}.") from error
+    if magic != GGUF_MAGIC:
+        raise ModelLoadError(f"{path.name} is not a GGUF file (it does not start with 'GGUF'); the file may be corrupt or truncated.")
+
+
+def gguf_architecture(path: Path) -> str:
+    import gguf
+
+    try:
+        reader = gguf.GGUFReader(str(path))
+        field = reader.fields["general.architecture"]
+        return bytes(field.parts[field.data[0]]).decode()
+    except (KeyError, ValueError, IndexError, OSError) as error:
+        raise ModelLoadError(f"{path.name} is a damaged GGUF file: {error}") from error
+
+
+def cache_folder(path: Path, cache_dir: Path) -> Path:
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    return cache_dir / "gguf" / f"{path.stem}-{key}"
+
+
+def materialize(path: Path, cache_dir: Path, progress: Callable[[float | None, str], None]) -> Path:
+    """Return a safetensors model folder for the GGUF file, converting it if the cache has none."""
+    folder = cache_folder(path, cache_dir)
+    if (folder / "config.json").exists():
+        progress(0.3, "Using converted copy from cache")
+        return folder
+    check_gguf_header(path)
+    architecture = gguf_architecture(path)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
+
+    architectures = set(GGUF_CONFIG_MAPPING) - {"general", "tokenizer"}
+    if architecture not in architectures:
+        supported = ", ".join(sorted(architectures))
+        raise ModelLoadError(f"{path.name}: GGUF architecture '{architecture}' is not supported. Supported: {supported}.")
+    progress(None, f"Dequantizing {path.name} ({architecture}) — first load only")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    except Exception as error:  # transformers raises many types for damaged files
+        raise ModelLoadError(f"Could not read {path.name}: {error}") from error
+    progress(0.6, "Writing converted copy to cache")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=folder.parent))
+    try:
+        _save_dequantized(model, staging)
+        tokenizer.save_pretrained(staging)
+        staging.chmod(0o755)
+        os.replace(staging, folder)  # atomic: an interrupted conversion never looks complete
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ModelLoadError(f"Could not write the converted model to {folder.parent}: {error.strerror}.") from error
+    return folder
+
+
+def _save_dequantized(model, folder: Path) -> None:
+    """Write the dequantized weights as plain safetensors and a config without the GGUF quantization marker.
+
+    transformers refuses `save_pretrained` on a model it loaded from GGUF, although its weights are
+    ordinary tensors by then.
+    """
+    from safetensors.torch import save_model
+
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.save_pretrained(folder)
+    model.generation_config.save_pretrained(folder)
+    save_model(model, str(folder / "model.safetensors"), metadata={"format": "pt"})

@@ -1,0 +1,145 @@
+"""One generation request, its result, and the handle through which a caller streams and cancels it."""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from engine.errors import EngineError
+from engine.sampling import SamplingParams
+
+
+class FinishReason(str, enum.Enum):
+    END_OF_TEXT = "end_of_text"  # the model emitted its end-of-sequence token
+    STOP_STRING = "stop_string"
+    MAX_TOKENS = "max_tokens"
+    CONTEXT_FULL = "context_full"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+    @property
+    def label(self) -> str:
+        return {
+            FinishReason.END_OF_TEXT: "end of text",
+            FinishReason.STOP_STRING: "stop string",
+            FinishReason.MAX_TOKENS: "max tokens",
+            FinishReason.CONTEXT_FULL: "context full",
+            FinishReason.CANCELLED: "cancelled",
+            FinishReason.ERROR: "error",
+        }[self]
+
+
+_request_ids = itertools.count(1)
+
+
+@dataclass
+class GenerationRequest:
+    """Either chat `messages` (the model's chat template is applied) or a raw `prompt`."""
+
+    messages: list[dict[str, str]] | None = None
+    prompt: str | None = None
+    params: SamplingParams = field(default_factory=SamplingParams)
+    request_id: int = field(default_factory=lambda: next(_request_ids))
+    submitted_at: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class GenerationResult:
+    request_id: int
+    text: str
+    finish_reason: FinishReason
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    time_to_first_token_s: float | None = None
+    total_s: float = 0.0
+    tokens_per_second: float | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.finish_reason is not FinishReason.ERROR
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """What a handle's callback receives: a piece of text, or the final result (text is then empty)."""
+
+    request_id: int
+    text: str = ""
+    result: GenerationResult | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None
+
+
+class GenerationFailed(EngineError):
+    """Raised by iterating a handle or asking for its result when the request ended in an error."""
+
+
+class RequestHandle:
+    """The caller's side of a request: iterate for text pieces, `cancel()`, or wait for `result()`.
+
+    The callback, if given, runs on the scheduler thread: it must return quickly (queue or emit a signal).
+    """
+
+    def __init__(self, request: GenerationRequest, on_event: Callable[[StreamEvent], None] | None = None):
+        self.request = request
+        self._on_event = on_event
+        self._pieces: queue.SimpleQueue[StreamEvent] = queue.SimpleQueue()
+        self._done = threading.Event()
+        self._cancelled = threading.Event()
+        self._result: GenerationResult | None = None
+
+    @property
+    def request_id(self) -> int:
+        return self.request.request_id
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        """Ask the scheduler to stop this request; it finishes with reason `cancelled` at the next step."""
+        self._cancelled.set()
+
+    def result(self, timeout: float | None = None) -> GenerationResult:
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"request {self.request_id} did not finish within {timeout} s")
+        assert self._result is not None
+        return self._result
+
+    def __iter__(self) -> Iterator[str]:
+        while True:
+            event = self._pieces.get()
+            if event.result is not None:
+                if event.result.finish_reason is FinishReason.ERROR:
+                    raise GenerationFailed(event.result.error or "generation failed")
+                return
+            yield event.text
+
+    # Called by the scheduler thread only.
+    def _emit_text(self, text: str) -> None:
+        if text:
+            self._publish(StreamEvent(self.request_id, text=text))
+
+    def _finish(self, result: GenerationResult) -> None:
+        if self._done.is_set():
+            return
+        self._result = result
+        self._done.set()
+        self._publish(StreamEvent(self.request_id, result=result))
+
+    def _publish(self, event: StreamEvent) -> None:
+        self._pieces.put(event)
+        if self._on_event is not None:
+            self._on_event(event)

@@ -1,0 +1,70 @@
+"""The state of one running request: its tokens, KV cache, sampler and text stream."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from engine.request import FinishReason, GenerationResult, RequestHandle
+from engine.text_stream import IncrementalDetokenizer, StopStringMatcher
+
+
+@dataclass
+class Sequence:
+    handle: RequestHandle
+    prompt_ids: list[int]
+    max_new_tokens: int
+    context_limited: bool  # max_new_tokens was cut to fit the context window
+    generator: torch.Generator
+    detokenizer: IncrementalDetokenizer
+    stop_matcher: StopStringMatcher
+    seen_ids: torch.Tensor  # prompt and generated ids, for the repetition penalty
+    generated: list[int] = field(default_factory=list)
+    cache: Any = None
+    first_token_at: float | None = None
+
+    @property
+    def params(self):
+        return self.handle.request.params
+
+    def append(self, token_id: int) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        self.generated.append(token_id)
+        self.seen_ids = torch.cat([self.seen_ids, self.seen_ids.new_tensor([token_id])])
+
+    def finish(self, reason: FinishReason, error: str | None = None) -> None:
+        self.handle._emit_text(self.stop_matcher.flush() if reason is not FinishReason.STOP_STRING else "")
+        now = time.perf_counter()
+        submitted = self.handle.request.submitted_at
+        count = len(self.generated)
+        decode_span = now - self.first_token_at if self.first_token_at is not None else 0.0
+        self.handle._finish(
+            GenerationResult(
+                request_id=self.handle.request_id,
+                text=self.stop_matcher.text,
+                finish_reason=reason,
+                prompt_tokens=len(self.prompt_ids),
+                completion_tokens=count,
+                time_to_first_token_s=(self.first_token_at - submitted) if self.first_token_at is not None else None,
+                total_s=now - submitted,
+                tokens_per_second=(count - 1) / decode_span if count > 1 and decode_span > 0 else None,
+                error=error,
+            )
+        )
+
+
+def fail_handle(handle: RequestHandle, reason: FinishReason, error: str | None = None) -> None:
+    """Finish a request that never started running (rejected, cancelled while queued, or failed to prepare)."""
+    handle._finish(
+        GenerationResult(
+            request_id=handle.request_id,
+            text="",
+            finish_reason=reason,
+            total_s=time.perf_counter() - handle.request.submitted_at,
+            error=error,
+        )
+    )

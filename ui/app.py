@@ -1,0 +1,32 @@
+"""Start the GUI: the QApplication, the style sheet, the core and the main window."""
+
+from __future__ import annotations
+
+import sys
+
+from PySide6.QtWidgets import QApplication
+
+from console.core import ConsoleCore
+from resources import resource_path
+from ui.engine_adapter import EngineAdapter
+from ui.main_window import MainWindow
+
+
+def apply_style(app: QApplication) -> None:
+    app.setApplicationName("LLM Console")
+    app.setOrganizationName("LLM Console")
+    app.setStyle("Fusion")
+    app.setStyleSheet(resource_path("style.qss").read_text(encoding="utf-8"))
+
+
+def build_main_window(core: ConsoleCore) -> MainWindow:
+    return MainWindow(EngineAdapter(core))
+
+
+def run_app() -> int:
+    app = QApplication.instance() or QApplication(sys.argv)
+    apply_style(app)
+    window = build_main_window(ConsoleCore())
+    window.show()
+    app.aboutToQuit.connect(window.shutdown)
+    return app.exec()
