@@ -1,0 +1,53 @@
+"""Shared fixtures: a tiny random model built once per session, an isolated data directory, engines."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from tests.tiny_model import build_tiny_model  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model") / "tiny-llama")
+
+
+@pytest.fixture
+def tiny_model_copy(tiny_model_dir, tmp_path) -> Path:
+    """A private copy that a test may damage."""
+    return Path(shutil.copytree(tiny_model_dir, tmp_path / "tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir(tmp_path_factory) -> Path:
+    """A data directory kept for the session, so the embedded GGUF model is converted only once."""
+    return tmp_path_factory.mktemp("llm-console-data")
+
+
+@pytest.fixture(autouse=True)
+def isolated_data_dir(tmp_path, monkeypatch, shared_data_dir) -> Path:
+    monkeypatch.setenv("LLM_CONSOLE_DATA_DIR", str(shared_data_dir))
+    return shared_data_dir
+
+
+@pytest.fixture
+def engine(tmp_path):
+    from engine import InferenceEngine
+
+    instance = InferenceEngine(cache_dir=tmp_path / "cache")
+    yield instance
+    instance.shutdown()
+
+
+@pytest.fixture
+def tiny_engine(engine, tiny_model_dir):
+    from engine import ModelSpec
+
+    engine.load(ModelSpec(str(tiny_model_dir), precision="fp32", device="cpu"))
+    return engine

@@ -1,0 +1,133 @@
+"""The real main window driven through pytest-qt: load, chat, stop, errors, closing while generating."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+from console.core import ConsoleCore
+from engine import FinishReason
+from ui.app import build_main_window
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    main_window = build_main_window(ConsoleCore(data_dir=tmp_path / "data"))
+    qtbot.addWidget(main_window)
+    main_window.show()
+    yield main_window
+    main_window.shutdown()
+
+
+@pytest.fixture
+def loaded_window(window, qtbot, tiny_model_dir):
+    window.model_bar.add_model_path(str(tiny_model_dir))
+    with qtbot.waitSignal(window.adapter.load_finished, timeout=60_000):
+        qtbot.mouseClick(window.model_bar.load_button, Qt.MouseButton.LeftButton)
+    return window
+
+
+def type_message(qtbot, window, text: str) -> None:
+    window.chat_panel.input.setFocus()
+    qtbot.keyClicks(window.chat_panel.input, text)
+
+
+def test_window_title_and_empty_state(window):
+    assert window.windowTitle() == "LLM Console"
+    assert "No model loaded" in window.model_bar.status_label.text()
+    assert window.chat_panel.empty_hint.isVisible()
+
+
+def test_loading_shows_the_model_and_its_figures(loaded_window):
+    status = loaded_window.model_bar.status_label.text()
+    assert "tiny-llama" in status and "fp32" in status and "cpu" in status and "context 2,048" in status
+    assert loaded_window.model_bar.unload_button.isEnabled()
+    assert not loaded_window.model_bar.progress.isVisible()
+
+
+def test_send_streams_a_reply_with_its_figures(loaded_window, qtbot):
+    panel = loaded_window.chat_panel
+    panel.controls.max_new_tokens.setValue(30)
+    type_message(qtbot, loaded_window, "hello world")
+    pieces = []
+    panel.adapter.text_received.connect(lambda _id, piece: pieces.append(piece))
+    with qtbot.waitSignal(panel.adapter.generation_finished, timeout=60_000) as finished:
+        qtbot.keyClick(panel.input, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    result = finished.args[1]
+    user_view, reply_view = panel.message_views()
+    assert user_view.text == "hello world"
+    assert len(pieces) > 1
+    assert reply_view.text == result.text == "".join(pieces)
+    assert reply_view.figures.isVisible()
+    figures = reply_view.figures.text()
+    assert "30 tokens" in figures and "tok/s" in figures and "first token" in figures and "max tokens" in figures
+    assert panel.input.toPlainText() == ""
+    assert [t.role for t in panel.conversation.turns] == ["user", "assistant"]
+
+
+def test_stop_ends_the_reply_and_says_cancelled(loaded_window, qtbot):
+    panel = loaded_window.chat_panel
+    panel.controls.max_new_tokens.setValue(1900)
+    panel.controls.temperature.setValue(0.0)
+    type_message(qtbot, loaded_window, "tell me everything")
+    with qtbot.waitSignal(panel.adapter.text_received, timeout=60_000):
+        panel.send_button.click()
+    assert panel.stop_button.isEnabled()
+    with qtbot.waitSignal(panel.adapter.generation_finished, timeout=60_000) as finished:
+        qtbot.keyClick(panel.input, Qt.Key.Key_Escape)
+    assert finished.args[1].finish_reason is FinishReason.CANCELLED
+    assert "stop: cancelled" in panel.message_views()[-1].figures.text()
+    assert panel.send_button.isEnabled() and not panel.stop_button.isEnabled()
+
+
+def test_empty_message_shows_a_hint_and_sends_nothing(loaded_window, qtbot):
+    panel = loaded_window.chat_panel
+    type_message(qtbot, loaded_window, "   ")
+    panel.send_button.click()
+    assert panel.notice.text() == "⚠ Type a message first."
+    assert panel.message_views() == []
+
+
+def test_send_without_a_model_keeps_the_text_and_says_load_one(window, qtbot):
+    panel = window.chat_panel
+    type_message(qtbot, window, "are you there?")
+    panel.send_button.click()
+    assert "No model is loaded" in panel.notice.text()
+    assert panel.input.toPlainText() == "are you there?"
+    assert panel.conversation.turns == []
+
+
+def test_corrupt_model_file_shows_the_error_and_the_app_keeps_working(window, qtbot, tmp_path, tiny_model_dir):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"garbage" * 100)
+    window.model_bar.add_model_path(str(broken))
+    with qtbot.waitSignal(window.adapter.load_failed, timeout=60_000):
+        window.model_bar.load_button.click()
+    assert "not a GGUF file" in window.model_bar.status_label.text()
+    assert window.model_bar.load_button.isEnabled()
+    window.model_bar.add_model_path(str(tiny_model_dir))
+    with qtbot.waitSignal(window.adapter.load_finished, timeout=60_000):
+        window.model_bar.load_button.click()
+
+
+def test_load_button_is_disabled_while_loading(window, qtbot, tiny_model_dir):
+    window.model_bar.add_model_path(str(tiny_model_dir))
+    with qtbot.waitSignal(window.adapter.load_finished, timeout=60_000):
+        window.model_bar.load_button.click()
+        assert not window.model_bar.load_button.isEnabled()
+    assert window.model_bar.load_button.isEnabled()
+
+
+def test_closing_while_generating_stops_cleanly(loaded_window, qtbot):
+    panel = loaded_window.chat_panel
+    panel.controls.max_new_tokens.setValue(1900)
+    type_message(qtbot, loaded_window, "a long story")
+    results = []
+    panel.adapter.generation_finished.connect(lambda _id, result: results.append(result))
+    with qtbot.waitSignal(panel.adapter.text_received, timeout=60_000):
+        panel.send_button.click()
+    loaded_window.close()
+    scheduler_thread = loaded_window.adapter.core.engine._scheduler._thread
+    assert not scheduler_thread.is_alive()
+    qtbot.waitUntil(lambda: len(results) == 1, timeout=10_000)
+    assert results[0].finish_reason in (FinishReason.CANCELLED, FinishReason.ERROR)
