@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.errors import EngineBusy, InvalidRequest
+from engine.metrics import EngineSnapshot
 from engine.loader import LoadedModelInfo, ModelSpec, ProgressCallback, load_model
 from engine.request import GenerationRequest, GenerationResult, RequestHandle, StreamEvent
 from engine.scheduler import Scheduler
@@ -60,6 +61,10 @@ class InferenceEngine:
         if size < 1:
             raise InvalidRequest("The batch size must be at least 1.")
         self._scheduler.max_batch_size = size
+
+    def snapshot(self) -> EngineSnapshot:
+        """Current engine figures (throughput, latency percentiles, queue and batch state); any thread."""
+        return self._scheduler.snapshot()
 
     def queue_counts(self) -> tuple[int, int]:
         return self._scheduler.counts()

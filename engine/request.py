@@ -95,6 +95,7 @@ class RequestHandle:
         self._done = threading.Event()
         self._cancelled = threading.Event()
         self._result: GenerationResult | None = None
+        self._finish_listeners: list[Callable[[GenerationResult], None]] = []
 
     @property
     def request_id(self) -> int:
@@ -137,6 +138,8 @@ class RequestHandle:
             return
         self._result = result
         self._done.set()
+        for listener in self._finish_listeners:
+            listener(result)
         self._publish(StreamEvent(self.request_id, result=result))
 
     def _publish(self, event: StreamEvent) -> None:

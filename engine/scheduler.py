@@ -15,6 +15,7 @@ import torch
 
 from engine.errors import EngineBusy, NoModelLoaded, PromptTooLong
 from engine.loader import LoadedModel
+from engine.metrics import EngineMetrics, EngineSnapshot
 from engine.model_runner import ModelRunner
 from engine.request import FinishReason, RequestHandle
 from engine.sampling import make_generator
@@ -51,6 +52,7 @@ class Scheduler:
         self._runner: ModelRunner | None = None
         self._swap: tuple[LoadedModel | None, threading.Event] | None = None
         self._stopping = False
+        self.metrics = EngineMetrics()
         self._thread = threading.Thread(target=self._run, name="llm-console-scheduler", daemon=True)
         self._thread.start()
 
@@ -65,6 +67,7 @@ class Scheduler:
                 raise NoModelLoaded("No model is loaded. Load a model first.")
             if len(self._waiting) >= self.queue_limit:
                 raise EngineBusy(f"The engine is busy: {len(self._waiting)} requests are already waiting. Try again shortly.")
+            handle._finish_listeners.append(self.metrics.record_result)
             self._waiting.append(handle)
             self._condition.notify_all()
 
@@ -75,6 +78,10 @@ class Scheduler:
             self._swap = (loaded, applied)
             self._condition.notify_all()
         applied.wait(timeout)
+
+    def snapshot(self) -> EngineSnapshot:
+        waiting, running = self.counts()
+        return self.metrics.snapshot(waiting, running, self.max_batch_size)
 
     def counts(self) -> tuple[int, int]:
         """(waiting, running)"""
@@ -157,6 +164,8 @@ class Scheduler:
                 log.exception("prefill failed")
                 fail_handle(handle, FinishReason.ERROR, f"Generation failed: {error}")
                 continue
+            self.metrics.record_prefill(len(sequence.prompt_ids))
+            self.metrics.record_decode(1)
             self._running.append(sequence)
             self._accept_token(sequence, first_token)
         self._running = [s for s in self._running if not s.handle.done]
@@ -199,6 +208,7 @@ class Scheduler:
             log.exception("decode failed")
             self._fail_running(f"Generation failed: {error}")
             return
+        self.metrics.record_decode(len(next_ids))
         for sequence, token in zip(self._running, next_ids):
             self._accept_token(sequence, token)
         self._running = [s for s in self._running if not s.handle.done]

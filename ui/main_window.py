@@ -1,9 +1,9 @@
-"""The main window: the model bar on top, the chat panel below, a status bar."""
+"""The main window: the model bar on top, one tab per panel below, a status bar."""
 
 from __future__ import annotations
 
 from PySide6.QtGui import QCloseEvent, QIcon
-from PySide6.QtWidgets import QLabel, QMainWindow, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
 from console.default_model import DEFAULT_MODEL_NAME
 from engine import LoadedModelInfo, ModelSpec
@@ -23,12 +23,15 @@ class MainWindow(QMainWindow):
 
         self.model_bar = ModelBar(f"{DEFAULT_MODEL_NAME} (embedded default)", adapter.core.default_model_spec)
         self.chat_panel = ChatPanel(adapter)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.chat_panel, "Chat")
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.model_bar)
-        layout.addWidget(self.chat_panel, 1)
+        layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
         self.engine_status = QLabel("No model loaded")
         self.statusBar().addPermanentWidget(self.engine_status)
