@@ -1,4 +1,4 @@
-"""The engine's public face: load and unload a model, submit requests, shut down."""
+"""The engine's public face: load and unload a model, submit requests, tune batching live, shut down."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from engine.batching_settings import BatchingSettings
 from engine.errors import EngineBusy, InvalidRequest
-from engine.metrics import EngineSnapshot
 from engine.loader import LoadedModelInfo, ModelSpec, ProgressCallback, load_model
+from engine.metrics import EngineSnapshot
 from engine.request import GenerationRequest, GenerationResult, RequestHandle, StreamEvent
 from engine.scheduler import Scheduler
 
 
 class InferenceEngine:
-    def __init__(self, cache_dir: Path, max_batch_size: int = 4, queue_limit: int = 64):
+    def __init__(self, cache_dir: Path, settings: BatchingSettings | None = None):
         self.cache_dir = Path(cache_dir)
-        self._scheduler = Scheduler(max_batch_size=max_batch_size, queue_limit=queue_limit)
+        self._scheduler = Scheduler(settings)
         self._load_lock = threading.Lock()
 
     @property
@@ -27,6 +28,10 @@ class InferenceEngine:
     @property
     def loading(self) -> bool:
         return self._load_lock.locked()
+
+    @property
+    def settings(self) -> BatchingSettings:
+        return self._scheduler.settings
 
     def load(self, spec: ModelSpec, progress: ProgressCallback | None = None) -> LoadedModelInfo:
         """Load a model and make it the one that serves requests. Blocking; run it off the UI thread."""
@@ -48,7 +53,8 @@ class InferenceEngine:
         if request.messages is None and not (request.prompt or "").strip():
             raise InvalidRequest("The prompt is empty. Type a message first.")
         if request.messages is not None:
-            if not request.messages or not any(m.get("content", "").strip() for m in request.messages if m.get("role") == "user"):
+            user_texts = [m.get("content", "") for m in request.messages if m.get("role") == "user"]
+            if not any(text.strip() for text in user_texts):
                 raise InvalidRequest("The message is empty. Type a message first.")
         handle = RequestHandle(request, on_event)
         self._scheduler.submit(handle)
@@ -57,14 +63,18 @@ class InferenceEngine:
     def generate(self, request: GenerationRequest, timeout: float | None = None) -> GenerationResult:
         return self.submit(request).result(timeout)
 
-    def set_max_batch_size(self, size: int) -> None:
-        if size < 1:
-            raise InvalidRequest("The batch size must be at least 1.")
-        self._scheduler.max_batch_size = size
+    def configure(self, **changes) -> BatchingSettings:
+        """Change batching knobs live (max_batch_size, max_wait_ms, max_prefill_tokens, queue_limit, adaptive,
+        target_p99_ms, response_cache); raises InvalidRequest naming any bad value."""
+        return self._scheduler.configure(**changes)
 
     def snapshot(self) -> EngineSnapshot:
         """Current engine figures (throughput, latency percentiles, queue and batch state); any thread."""
         return self._scheduler.snapshot()
+
+    def notices(self) -> list[tuple[float, str]]:
+        """Recent events the user should know of (out-of-memory back-offs), oldest first."""
+        return list(self._scheduler.notices)
 
     def queue_counts(self) -> tuple[int, int]:
         return self._scheduler.counts()

@@ -27,15 +27,37 @@ def check_gguf_header(path: Path) -> None:
         raise ModelLoadError(f"{path.name} is not a GGUF file (it does not start with 'GGUF'); the file may be corrupt or truncated.")
 
 
-def gguf_architecture(path: Path) -> str:
+def open_gguf(path: Path):
+    """A `gguf.GGUFReader` over the file: memory-mapped, so only the parts asked for are read."""
     import gguf
 
     try:
-        reader = gguf.GGUFReader(str(path))
+        return gguf.GGUFReader(str(path))
+    except (KeyError, ValueError, IndexError, OSError) as error:
+        raise ModelLoadError(f"{path.name} is a damaged GGUF file: {error}") from error
+
+
+def gguf_architecture(path: Path, reader=None) -> str:
+    reader = reader if reader is not None else open_gguf(path)
+    try:
         field = reader.fields["general.architecture"]
         return bytes(field.parts[field.data[0]]).decode()
     except (KeyError, ValueError, IndexError, OSError) as error:
         raise ModelLoadError(f"{path.name} is a damaged GGUF file: {error}") from error
+
+
+def supported_gguf_architectures() -> set[str]:
+    """The GGUF architectures this transformers release can dequantize."""
+    from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
+
+    return set(GGUF_CONFIG_MAPPING) - {"general", "tokenizer"}
+
+
+def check_gguf_architecture(path: Path, architecture: str) -> None:
+    architectures = supported_gguf_architectures()
+    if architecture not in architectures:
+        supported = ", ".join(sorted(architectures))
+        raise ModelLoadError(f"{path.name}: GGUF architecture '{architecture}' is not supported. Supported: {supported}.")
 
 
 def cache_folder(path: Path, cache_dir: Path) -> Path:
@@ -52,13 +74,9 @@ def materialize(path: Path, cache_dir: Path, progress: Callable[[float | None, s
         return folder
     check_gguf_header(path)
     architecture = gguf_architecture(path)
+    check_gguf_architecture(path, architecture)
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
 
-    architectures = set(GGUF_CONFIG_MAPPING) - {"general", "tokenizer"}
-    if architecture not in architectures:
-        supported = ", ".join(sorted(architectures))
-        raise ModelLoadError(f"{path.name}: GGUF architecture '{architecture}' is not supported. Supported: {supported}.")
     progress(None, f"Dequantizing {path.name} ({architecture}) — first load only")
     try:
         model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)

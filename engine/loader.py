@@ -55,7 +55,8 @@ def _no_progress(_fraction: float | None, _message: str) -> None:
     pass
 
 
-def _check_hf_folder(folder: Path) -> str:
+def check_hf_folder(folder: Path) -> str:
+    """The folder's `model_type`, once it is known to hold a config and weights (raises ModelLoadError)."""
     config_path = folder / "config.json"
     if not config_path.exists():
         raise ModelLoadError(f"{folder} is not a Hugging Face model folder: it has no config.json.")
@@ -106,7 +107,7 @@ def load_model(spec: ModelSpec, cache_dir: Path, progress: ProgressCallback = _n
         folder = path
     else:
         raise ModelLoadError(f"{path.name} is neither a GGUF file nor a Hugging Face model folder.")
-    model_type = _check_hf_folder(folder)
+    model_type = check_hf_folder(folder)
 
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 

@@ -72,6 +72,7 @@ class EngineSnapshot:
     ttft_sum: float
     latency_sum: float
     kv_cache_tokens: int = 0
+    oom_backoffs: int = 0
 
 
 class EngineMetrics:
@@ -86,6 +87,7 @@ class EngineMetrics:
         self.finished = self.failed = self.cancelled = 0
         self.prompt_tokens = self.generated_tokens = 0
         self.kv_cache_tokens = 0
+        self.oom_backoffs = 0
 
     def record_prefill(self, tokens: int) -> None:
         with self._lock:
@@ -142,6 +144,7 @@ class EngineMetrics:
                 ttft_sum=self._ttft_histogram.total,
                 latency_sum=self._latency_histogram.total,
                 kv_cache_tokens=self.kv_cache_tokens,
+                oom_backoffs=self.oom_backoffs,
             )
 
     @staticmethod

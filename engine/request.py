@@ -59,6 +59,7 @@ class GenerationResult:
     total_s: float = 0.0
     tokens_per_second: float | None = None
     error: str | None = None
+    cached: bool = False  # answered from the response cache
 
     @property
     def ok(self) -> bool:

@@ -1,7 +1,8 @@
-"""The scheduler thread: owns the model, admits queued requests into the running set, and steps them.
+"""The scheduler thread: owns the model, admits queued requests into the running batch, and steps it.
 
-Requests join the running set at any step (up to `max_batch_size`) and leave it as soon as they finish
-or are cancelled, so a new request never waits for others to drain. Callers only see `RequestHandle`s.
+Continuous batching: at every step, waiting requests are prefilled and join the batch (up to the max batch
+size and the prefill budget) and finished or cancelled ones leave it at once, so a new request never waits
+for the batch to drain. The knobs in `BatchingSettings` are read at every step. Callers only see handles.
 """
 
 from __future__ import annotations
@@ -9,15 +10,18 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
 from collections import deque
 
 import torch
 
+from engine.batching_settings import BatchingSettings
 from engine.errors import EngineBusy, NoModelLoaded, PromptTooLong
 from engine.loader import LoadedModel
 from engine.metrics import EngineMetrics, EngineSnapshot
 from engine.model_runner import ModelRunner
-from engine.request import FinishReason, RequestHandle
+from engine.request import FinishReason, GenerationResult, RequestHandle
+from engine.response_cache import CachedReply, ResponseCache
 from engine.sampling import make_generator
 from engine.sequence import Sequence, fail_handle
 from engine.text_stream import IncrementalDetokenizer, StopStringMatcher
@@ -25,8 +29,9 @@ from engine.text_stream import IncrementalDetokenizer, StopStringMatcher
 log = logging.getLogger(__name__)
 
 OUT_OF_MEMORY_MESSAGE = (
-    "Out of memory while generating. Try a shorter conversation, fewer requests at once, or a lower precision."
+    "Out of memory while generating, even alone. Try a shorter conversation or a lower precision."
 )
+ADAPT_EVERY_STEPS = 16
 
 
 def build_prompt_ids(loaded: LoadedModel, handle: RequestHandle) -> list[int]:
@@ -42,17 +47,20 @@ def build_prompt_ids(loaded: LoadedModel, handle: RequestHandle) -> list[int]:
 
 
 class Scheduler:
-    def __init__(self, max_batch_size: int = 4, queue_limit: int = 64):
-        self.max_batch_size = max_batch_size
-        self.queue_limit = queue_limit
+    def __init__(self, settings: BatchingSettings | None = None):
+        self.settings = (settings or BatchingSettings()).validate()
+        self.metrics = EngineMetrics()
+        self.response_cache = ResponseCache(enabled=self.settings.response_cache)
+        self.notices: deque[tuple[float, str]] = deque(maxlen=50)  # (time, message) for the user
         self._condition = threading.Condition()
         self._waiting: deque[RequestHandle] = deque()
-        self._running: list[Sequence] = []
+        self._preempted: deque[Sequence] = deque()  # taken out of the batch after out-of-memory
         self._loaded: LoadedModel | None = None
         self._runner: ModelRunner | None = None
         self._swap: tuple[LoadedModel | None, threading.Event] | None = None
         self._stopping = False
-        self.metrics = EngineMetrics()
+        self._step_times: deque[float] = deque(maxlen=128)
+        self._steps_since_adapt = 0
         self._thread = threading.Thread(target=self._run, name="llm-console-scheduler", daemon=True)
         self._thread.start()
 
@@ -61,12 +69,25 @@ class Scheduler:
     def loaded(self) -> LoadedModel | None:
         return self._loaded
 
+    def configure(self, **changes) -> BatchingSettings:
+        """Change knobs live (validated); they apply from the next step."""
+        with self._condition:
+            self.settings = self.settings.changed(**changes)
+            self.response_cache.enabled = self.settings.response_cache
+            self._condition.notify_all()
+            return self.settings
+
     def submit(self, handle: RequestHandle) -> None:
         with self._condition:
-            if self._loaded is None or self._swap is not None and self._swap[0] is None:
+            if self._stopping:
+                raise EngineBusy("The engine is shutting down.")
+            if self._loaded is None and (self._swap is None or self._swap[0] is None):
                 raise NoModelLoaded("No model is loaded. Load a model first.")
-            if len(self._waiting) >= self.queue_limit:
-                raise EngineBusy(f"The engine is busy: {len(self._waiting)} requests are already waiting. Try again shortly.")
+            if len(self._waiting) >= self.settings.queue_limit:
+                raise EngineBusy(
+                    f"The engine is busy: {len(self._waiting)} requests are already waiting "
+                    f"(queue limit {self.settings.queue_limit}). Try again shortly."
+                )
             handle._finish_listeners.append(self.metrics.record_result)
             self._waiting.append(handle)
             self._condition.notify_all()
@@ -75,18 +96,24 @@ class Scheduler:
         """Replace (or with None, drop) the model between two steps; requests in flight end with an error."""
         applied = threading.Event()
         with self._condition:
+            if self._stopping:
+                return
             self._swap = (loaded, applied)
             self._condition.notify_all()
         applied.wait(timeout)
 
-    def snapshot(self) -> EngineSnapshot:
-        waiting, running = self.counts()
-        return self.metrics.snapshot(waiting, running, self.max_batch_size)
-
     def counts(self) -> tuple[int, int]:
         """(waiting, running)"""
         with self._condition:
-            return len(self._waiting), len(self._running)
+            waiting = len(self._waiting) + len(self._preempted)
+            running = len(self._runner.running) if self._runner is not None else 0
+            return waiting, running
+
+    def snapshot(self) -> EngineSnapshot:
+        waiting, running = self.counts()
+        runner = self._runner
+        self.metrics.kv_cache_tokens = runner.kv_tokens() if runner is not None else 0
+        return self.metrics.snapshot(waiting, running, self.settings.max_batch_size)
 
     def stop(self, timeout: float = 10.0) -> None:
         with self._condition:
@@ -98,24 +125,44 @@ class Scheduler:
     def _run(self) -> None:
         while True:
             with self._condition:
-                while not (self._stopping or self._swap or self._waiting or self._running):
+                while not (self._stopping or self._swap or self._waiting or self._preempted or self._has_running()):
                     self._condition.wait()
                 if self._stopping:
                     break
                 swap, self._swap = self._swap, None
+                if swap is None and not self._has_running():
+                    self._wait_for_batch_to_fill()
             if swap is not None:
                 self._apply_swap(*swap)
             self._drop_cancelled_waiting()
             self._admit()
             self._decode_step()
+            self._adapt_batch_size()
         self._end_all("The engine was shut down.")
+        if self._swap is not None:
+            self._swap[1].set()
         self._release_model()
+
+    def _has_running(self) -> bool:
+        return self._runner is not None and bool(self._runner.running)
+
+    def _wait_for_batch_to_fill(self) -> None:
+        """Idle engine, requests arriving: wait up to max_wait for a fuller first batch (condition held)."""
+        deadline = time.monotonic() + self.settings.max_wait_ms / 1000
+        while (
+            not self._stopping
+            and self._swap is None
+            and len(self._waiting) < self.settings.max_batch_size
+            and (remaining := deadline - time.monotonic()) > 0
+        ):
+            self._condition.wait(remaining)
 
     def _apply_swap(self, loaded: LoadedModel | None, applied: threading.Event) -> None:
         self._end_all("The model was unloaded while this request ran.")
         self._release_model()
         self._loaded = loaded
         self._runner = ModelRunner(loaded) if loaded is not None else None
+        self.response_cache.clear()
         applied.set()
 
     def _release_model(self) -> None:
@@ -130,9 +177,12 @@ class Scheduler:
             waiting, self._waiting = list(self._waiting), deque()
         for handle in waiting:
             fail_handle(handle, FinishReason.ERROR, message)
-        for sequence in self._running:
+        running = (self._runner.running if self._runner is not None else []) + list(self._preempted)
+        self._preempted.clear()
+        for sequence in running:
             sequence.finish(FinishReason.ERROR, message)
-        self._running = []
+        if self._runner is not None:
+            self._runner.keep([])
 
     def _drop_cancelled_waiting(self) -> None:
         with self._condition:
@@ -141,34 +191,60 @@ class Scheduler:
                 self._waiting.remove(handle)
         for handle in cancelled:
             fail_handle(handle, FinishReason.CANCELLED)
+        for sequence in [s for s in self._preempted if s.handle.cancel_requested]:
+            self._preempted.remove(sequence)
+            sequence.finish(FinishReason.CANCELLED)
+
+    def _next_to_admit(self) -> Sequence | RequestHandle | None:
+        if self._preempted:
+            return self._preempted.popleft()
+        with self._condition:
+            return self._waiting.popleft() if self._waiting else None
 
     def _admit(self) -> None:
-        while len(self._running) < self.max_batch_size:
-            with self._condition:
-                if not self._waiting:
-                    return
-                handle = self._waiting.popleft()
-            if self._loaded is None:
-                fail_handle(handle, FinishReason.ERROR, "No model is loaded. Load a model first.")
-                continue
+        if self._runner is None:
+            self._end_all("No model is loaded. Load a model first.")
+            return
+        budget = self.settings.max_prefill_tokens
+        admitted_tokens = 0
+        while len(self._runner.running) < self.settings.max_batch_size and admitted_tokens < budget:
+            item = self._next_to_admit()
+            if item is None:
+                return
+            if isinstance(item, Sequence):
+                sequence = item
+            else:
+                try:
+                    sequence = self._prepare(item)
+                except PromptTooLong as error:
+                    fail_handle(item, FinishReason.ERROR, str(error))
+                    continue
+                except Exception as error:
+                    log.exception("preparing a request failed")
+                    fail_handle(item, FinishReason.ERROR, f"Could not read the request: {error}")
+                    continue
+                if self._answer_from_cache(sequence):
+                    continue
+            tokens = len(sequence.prompt_ids) + len(sequence.generated)
+            if admitted_tokens and admitted_tokens + tokens > budget:
+                self._preempted.appendleft(sequence)  # next step; one long prompt may still run alone
+                return
             try:
-                sequence = self._prepare(handle)
                 first_token = self._runner.prefill(sequence)
-            except PromptTooLong as error:
-                fail_handle(handle, FinishReason.ERROR, str(error))
-                continue
             except torch.OutOfMemoryError:
-                fail_handle(handle, FinishReason.ERROR, OUT_OF_MEMORY_MESSAGE)
-                continue
+                if not self._back_off_after_oom(sequence):
+                    continue
+                return
             except Exception as error:  # a failing request must not take the engine down
                 log.exception("prefill failed")
-                fail_handle(handle, FinishReason.ERROR, f"Generation failed: {error}")
+                sequence.finish(FinishReason.ERROR, f"Generation failed: {error}")
                 continue
-            self.metrics.record_prefill(len(sequence.prompt_ids))
+            admitted_tokens += tokens
+            self.metrics.record_prefill(tokens)
             self.metrics.record_decode(1)
-            self._running.append(sequence)
+            self._runner.add(sequence)
             self._accept_token(sequence, first_token)
-        self._running = [s for s in self._running if not s.handle.done]
+        self._runner.keep([s for s in self._runner.running if not s.handle.done])
 
     def _prepare(self, handle: RequestHandle) -> Sequence:
         loaded = self._loaded
@@ -181,6 +257,7 @@ class Scheduler:
             )
         params = handle.request.params
         room = context - len(prompt_ids)
+        info = loaded.info
         return Sequence(
             handle=handle,
             prompt_ids=prompt_ids,
@@ -190,44 +267,124 @@ class Scheduler:
             detokenizer=IncrementalDetokenizer(loaded.tokenizer, prompt_ids),
             stop_matcher=StopStringMatcher(params.stop),
             seen_ids=torch.tensor(prompt_ids, device=loaded.device),
+            cache_key=ResponseCache.key((info.path, info.precision, info.device), prompt_ids, params),
         )
 
+    def _answer_from_cache(self, sequence: Sequence) -> bool:
+        reply = self.response_cache.get(sequence.cache_key)
+        if reply is None:
+            return False
+        handle = sequence.handle
+        handle._emit_text(reply.text)
+        elapsed = time.perf_counter() - handle.request.submitted_at
+        handle._finish(
+            GenerationResult(
+                request_id=handle.request_id,
+                text=reply.text,
+                finish_reason=reply.finish_reason,
+                prompt_tokens=len(sequence.prompt_ids),
+                completion_tokens=reply.completion_tokens,
+                time_to_first_token_s=elapsed,
+                total_s=elapsed,
+                cached=True,
+            )
+        )
+        return True
+
     def _decode_step(self) -> None:
-        for sequence in self._running:
+        runner = self._runner
+        if runner is None:
+            return
+        for sequence in runner.running:
             if sequence.handle.cancel_requested:
                 sequence.finish(FinishReason.CANCELLED)
-        self._running = [s for s in self._running if not s.handle.done]
-        if not self._running:
+        runner.keep([s for s in runner.running if not s.handle.done])
+        if not runner.running:
             return
+        started = time.perf_counter()
         try:
-            next_ids = self._runner.decode(self._running)
+            next_ids = runner.decode()
         except torch.OutOfMemoryError:
-            self._fail_running(OUT_OF_MEMORY_MESSAGE)
+            self._back_off_after_oom(None)
             return
         except Exception as error:
             log.exception("decode failed")
-            self._fail_running(f"Generation failed: {error}")
+            for sequence in runner.running:
+                sequence.finish(FinishReason.ERROR, f"Generation failed: {error}")
+            runner.keep([])
             return
+        self._step_times.append(time.perf_counter() - started)
         self.metrics.record_decode(len(next_ids))
-        for sequence, token in zip(self._running, next_ids):
+        for sequence, token in zip(runner.running, next_ids):
             self._accept_token(sequence, token)
-        self._running = [s for s in self._running if not s.handle.done]
+        runner.keep([s for s in runner.running if not s.handle.done])
 
-    def _fail_running(self, message: str) -> None:
-        for sequence in self._running:
-            sequence.finish(FinishReason.ERROR, message)
-        self._running = []
+    def _back_off_after_oom(self, failed_prefill: Sequence | None) -> bool:
+        """Halve the batch size and re-queue what was running (their text so far is kept). False if hopeless."""
+        runner = self._runner
+        running = list(runner.running)
+        if failed_prefill is None and len(running) <= 1 or failed_prefill is not None and not running:
+            for sequence in running + ([failed_prefill] if failed_prefill else []):
+                sequence.finish(FinishReason.ERROR, OUT_OF_MEMORY_MESSAGE)
+            runner.keep([])
+            self._empty_device_cache()
+            return False
+        # A failed forward may have grown some layers' caches and not others: drop the batch cache entirely
+        # and rebuild it by prefilling the prompt and the tokens generated so far.
+        runner.evict(running)
+        victims = running + ([failed_prefill] if failed_prefill else [])
+        self._preempted.extendleft(reversed(victims))
+        new_size = max(1, len(running) // 2)
+        self.settings = self.settings.changed(max_batch_size=new_size)
+        self.metrics.oom_backoffs += 1
+        self.notices.append(
+            (time.time(), f"Out of memory with {len(running)} requests running: max batch size lowered to "
+                          f"{new_size}; {len(victims)} requests re-queued, none lost.")
+        )
+        self._empty_device_cache()
+        return True
+
+    def _empty_device_cache(self) -> None:
+        if self._loaded is not None and self._loaded.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _adapt_batch_size(self) -> None:
+        settings = self.settings
+        if not settings.adaptive or len(self._step_times) < ADAPT_EVERY_STEPS:
+            return
+        self._steps_since_adapt += 1
+        if self._steps_since_adapt < ADAPT_EVERY_STEPS:
+            return
+        self._steps_since_adapt = 0
+        times = sorted(self._step_times)
+        p99_ms = times[min(len(times) - 1, int(0.99 * len(times)))] * 1000
+        size = settings.max_batch_size
+        if p99_ms > settings.target_p99_ms and size > 1:
+            size -= 1
+        elif p99_ms < 0.7 * settings.target_p99_ms and self._waiting and size < settings.adaptive_max_batch_size:
+            size += 1
+        if size != settings.max_batch_size:
+            self.settings = settings.changed(max_batch_size=size)
+            self._step_times.clear()
 
     def _accept_token(self, sequence: Sequence, token: int) -> None:
         sequence.append(token)
         if token in self._loaded.eos_token_ids:
-            sequence.finish(FinishReason.END_OF_TEXT)
+            self._finish(sequence, FinishReason.END_OF_TEXT)
             return
         released, hit_stop = sequence.stop_matcher.feed(sequence.detokenizer.push(token))
         sequence.handle._emit_text(released)
         if hit_stop:
-            sequence.finish(FinishReason.STOP_STRING)
+            self._finish(sequence, FinishReason.STOP_STRING)
         elif len(sequence.generated) >= sequence.max_new_tokens:
-            sequence.finish(FinishReason.CONTEXT_FULL if sequence.context_limited else FinishReason.MAX_TOKENS)
+            self._finish(sequence, FinishReason.CONTEXT_FULL if sequence.context_limited else FinishReason.MAX_TOKENS)
         elif sequence.handle.cancel_requested:
-            sequence.finish(FinishReason.CANCELLED)
+            self._finish(sequence, FinishReason.CANCELLED)
+
+    def _finish(self, sequence: Sequence, reason: FinishReason) -> None:
+        result = sequence.finish(reason)
+        self.response_cache.put(sequence.cache_key, CachedReply(result.text, reason, result.completion_tokens))
+
+    def step_time_p99_ms(self) -> float | None:
+        times = sorted(self._step_times)
+        return times[min(len(times) - 1, int(0.99 * len(times)))] * 1000 if times else None

@@ -23,8 +23,10 @@ class Sequence:
     stop_matcher: StopStringMatcher
     seen_ids: torch.Tensor  # prompt and generated ids, for the repetition penalty
     generated: list[int] = field(default_factory=list)
-    cache: Any = None
+    cache: Any = None  # own KV cache between prefill and joining the batch
+    cache_length: int = 0  # real tokens in this sequence's KV cache
     first_token_at: float | None = None
+    cache_key: tuple | None = None  # response-cache key, for deterministic requests
 
     @property
     def params(self):
@@ -36,25 +38,25 @@ class Sequence:
         self.generated.append(token_id)
         self.seen_ids = torch.cat([self.seen_ids, self.seen_ids.new_tensor([token_id])])
 
-    def finish(self, reason: FinishReason, error: str | None = None) -> None:
+    def finish(self, reason: FinishReason, error: str | None = None) -> GenerationResult:
         self.handle._emit_text(self.stop_matcher.flush() if reason is not FinishReason.STOP_STRING else "")
         now = time.perf_counter()
         submitted = self.handle.request.submitted_at
         count = len(self.generated)
         decode_span = now - self.first_token_at if self.first_token_at is not None else 0.0
-        self.handle._finish(
-            GenerationResult(
-                request_id=self.handle.request_id,
-                text=self.stop_matcher.text,
-                finish_reason=reason,
-                prompt_tokens=len(self.prompt_ids),
-                completion_tokens=count,
-                time_to_first_token_s=(self.first_token_at - submitted) if self.first_token_at is not None else None,
-                total_s=now - submitted,
-                tokens_per_second=(count - 1) / decode_span if count > 1 and decode_span > 0 else None,
-                error=error,
-            )
+        result = GenerationResult(
+            request_id=self.handle.request_id,
+            text=self.stop_matcher.text,
+            finish_reason=reason,
+            prompt_tokens=len(self.prompt_ids),
+            completion_tokens=count,
+            time_to_first_token_s=(self.first_token_at - submitted) if self.first_token_at is not None else None,
+            total_s=now - submitted,
+            tokens_per_second=(count - 1) / decode_span if count > 1 and decode_span > 0 else None,
+            error=error,
         )
+        self.handle._finish(result)
+        return result
 
 
 def fail_handle(handle: RequestHandle, reason: FinishReason, error: str | None = None) -> None:
