@@ -7,7 +7,8 @@ import torch
 from engine.errors import DeviceUnavailable, PrecisionUnsupported
 
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8", "int4")
+QUANTIZED = ("int8", "int4")  # weight-only; activations in bf16 (fp16 on GPUs without bf16)
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -35,7 +36,10 @@ def resolve_precision(name: str, device: torch.device) -> tuple[str, torch.dtype
             name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
             name = "fp32"
-    if device.type == "cuda" and name == "bf16" and not torch.cuda.is_bf16_supported():
+    bf16_ok = device.type != "cuda" or torch.cuda.is_bf16_supported()
+    if name in QUANTIZED:
+        return name, torch.bfloat16 if bf16_ok else torch.float16
+    if name == "bf16" and not bf16_ok:
         gpu = torch.cuda.get_device_name(device)
         raise PrecisionUnsupported(f"{gpu} cannot run bf16 (it needs compute capability 8.0 or newer). Use fp16 or fp32.")
     return name, _DTYPES[name]

@@ -44,6 +44,25 @@ class InferenceEngine:
         finally:
             self._load_lock.release()
 
+    def load_random(self, shape: str, tokenizer, device: str = "auto", precision: str = "auto") -> LoadedModelInfo:
+        """Serve a random-weight model of a named shape (engine/random_models.py): for GPU benchmarks."""
+        from engine.random_models import build_random_model
+
+        if not self._load_lock.acquire(blocking=False):
+            raise EngineBusy("A model is already loading. Wait for it to finish.")
+        try:
+            loaded = build_random_model(shape, tokenizer, device, precision)
+            self._scheduler.swap_model(loaded)
+            return loaded.info
+        finally:
+            self._load_lock.release()
+
+    def run_on_model(self, task, timeout: float | None = None):
+        """Run `task(loaded_model)` on the scheduler thread between steps and return its result.
+
+        For benchmarks and diagnostics that need the model itself (baselines, perplexity)."""
+        return self._scheduler.run_on_model(task).result(timeout)
+
     def unload(self) -> None:
         self._scheduler.swap_model(None)
 
@@ -67,6 +86,12 @@ class InferenceEngine:
         """Change batching knobs live (max_batch_size, max_wait_ms, max_prefill_tokens, queue_limit, adaptive,
         target_p99_ms, response_cache); raises InvalidRequest naming any bad value."""
         return self._scheduler.configure(**changes)
+
+    def perplexity(self, text: str, timeout: float | None = None) -> float:
+        """Perplexity of the loaded model on `text`, computed on the scheduler thread between steps."""
+        from engine.perplexity import perplexity
+
+        return self.run_on_model(lambda loaded: perplexity(loaded, text), timeout)
 
     def snapshot(self) -> EngineSnapshot:
         """Current engine figures (throughput, latency percentiles, queue and batch state); any thread."""

@@ -11,7 +11,8 @@ from typing import Any, Callable
 import torch
 
 from engine import gguf_cache
-from engine.devices import describe_device, resolve_device, resolve_precision
+from engine.devices import QUANTIZED, describe_device, resolve_device, resolve_precision
+from engine.quantization import quantize_model
 from engine.errors import ModelLoadError
 
 ProgressCallback = Callable[[float | None, str], None]  # (fraction 0..1 or None when unknown, message)
@@ -38,6 +39,7 @@ class LoadedModelInfo:
     weight_bytes: int
     load_seconds: float
     has_chat_template: bool
+    quantization: str = "none"  # for int8/int4: layers quantized and the kernel used
 
 
 @dataclass
@@ -79,6 +81,17 @@ def _eos_ids(model, tokenizer) -> frozenset[int]:
     if tokenizer.eos_token_id is not None:
         ids.add(tokenizer.eos_token_id)
     return frozenset(ids)
+
+
+def weight_bytes(model) -> int:
+    """Bytes of all weights and quantized buffers, counting storage shared by tied weights once."""
+    seen, total = set(), 0
+    for tensor in model.state_dict().values():
+        pointer = tensor.untyped_storage().data_ptr()
+        if pointer not in seen:
+            seen.add(pointer)
+            total += tensor.untyped_storage().nbytes()
+    return total
 
 
 def _quiet_transformers() -> None:
@@ -128,6 +141,15 @@ def load_model(spec: ModelSpec, cache_dir: Path, progress: ProgressCallback = _n
     except torch.OutOfMemoryError as error:
         raise ModelLoadError(f"Not enough memory on {device} for {path.name} at {precision}.") from error
 
+    parameters = sum(p.numel() for p in model.parameters())
+    quantization = "none"
+    if precision in QUANTIZED:
+        progress(0.85, f"Quantizing weights to {precision}")
+        report = quantize_model(model, precision, dtype)
+        quantization = f"{report.layers_quantized} linear layers {precision} ({report.kernel} kernel)"
+        if report.layers_skipped:
+            quantization += f", {report.layers_skipped} kept at {dtype}".replace("torch.", "")
+
     progress(0.9, "Warming up")
     with torch.inference_mode():
         model(torch.tensor([[tokenizer.eos_token_id or 0]], device=device), use_cache=False)
@@ -137,13 +159,14 @@ def load_model(spec: ModelSpec, cache_dir: Path, progress: ProgressCallback = _n
         path=str(path),
         format=model_format,
         architecture=model_type,
-        parameters=sum(p.numel() for p in model.parameters()),
+        parameters=parameters,
         precision=precision,
         device=describe_device(device),
         context_length=int(getattr(config, "max_position_embeddings", 0) or 2048),
-        weight_bytes=sum(p.numel() * p.element_size() for p in model.parameters()),
+        weight_bytes=weight_bytes(model),
         load_seconds=time.perf_counter() - started,
         has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
+        quantization=quantization,
     )
     progress(1.0, "Ready")
     return LoadedModel(model=model, tokenizer=tokenizer, info=info, device=device, eos_token_ids=_eos_ids(model, tokenizer))

@@ -32,7 +32,7 @@ class ResponseCache:
         if not params.greedy:
             return None
         # The seed does not change a greedy reply.
-        return model_key, tuple(prompt_ids), params.repetition_penalty, params.max_new_tokens, params.stop
+        return model_key, tuple(prompt_ids), params.repetition_penalty, params.max_new_tokens, params.stop, params.ignore_eos
 
     def get(self, key: tuple | None) -> CachedReply | None:
         if key is None or not self.enabled:

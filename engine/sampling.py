@@ -20,6 +20,7 @@ class SamplingParams:
     max_new_tokens: int = 256
     stop: tuple[str, ...] = field(default_factory=tuple)
     seed: int | None = None
+    ignore_eos: bool = False  # keep generating past end-of-text (benchmarks: a fixed number of tokens)
 
     def validate(self) -> None:
         problems = []

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gc
 import logging
+from concurrent.futures import Future
+from typing import Any, Callable
 import threading
 import time
 from collections import deque
@@ -58,6 +60,7 @@ class Scheduler:
         self._loaded: LoadedModel | None = None
         self._runner: ModelRunner | None = None
         self._swap: tuple[LoadedModel | None, threading.Event] | None = None
+        self._tasks: deque[tuple[Callable[[LoadedModel], Any], Future]] = deque()
         self._stopping = False
         self._step_times: deque[float] = deque(maxlen=128)
         self._steps_since_adapt = 0
@@ -92,6 +95,16 @@ class Scheduler:
             self._waiting.append(handle)
             self._condition.notify_all()
 
+    def run_on_model(self, task: Callable[[LoadedModel], Any]) -> Future:
+        """Run `task(loaded_model)` on the scheduler thread between two steps (the model never leaves it)."""
+        future: Future = Future()
+        with self._condition:
+            if self._stopping:
+                raise EngineBusy("The engine is shutting down.")
+            self._tasks.append((task, future))
+            self._condition.notify_all()
+        return future
+
     def swap_model(self, loaded: LoadedModel | None, timeout: float | None = None) -> None:
         """Replace (or with None, drop) the model between two steps; requests in flight end with an error."""
         applied = threading.Event()
@@ -125,15 +138,19 @@ class Scheduler:
     def _run(self) -> None:
         while True:
             with self._condition:
-                while not (self._stopping or self._swap or self._waiting or self._preempted or self._has_running()):
+                while not (self._stopping or self._swap or self._tasks or self._waiting or self._preempted
+                           or self._has_running()):
                     self._condition.wait()
                 if self._stopping:
                     break
                 swap, self._swap = self._swap, None
-                if swap is None and not self._has_running():
+                tasks, self._tasks = list(self._tasks), deque()
+                if swap is None and not tasks and not self._has_running():
                     self._wait_for_batch_to_fill()
             if swap is not None:
                 self._apply_swap(*swap)
+            for task, future in tasks:
+                self._run_task(task, future)
             self._drop_cancelled_waiting()
             self._admit()
             self._decode_step()
@@ -141,7 +158,18 @@ class Scheduler:
         self._end_all("The engine was shut down.")
         if self._swap is not None:
             self._swap[1].set()
+        for _task, future in self._tasks:
+            future.set_exception(EngineBusy("The engine was shut down."))
         self._release_model()
+
+    def _run_task(self, task: Callable[[LoadedModel], Any], future: Future) -> None:
+        if self._loaded is None:
+            future.set_exception(NoModelLoaded("No model is loaded. Load a model first."))
+            return
+        try:
+            future.set_result(task(self._loaded))
+        except Exception as error:
+            future.set_exception(error)
 
     def _has_running(self) -> bool:
         return self._runner is not None and bool(self._runner.running)
@@ -369,7 +397,7 @@ class Scheduler:
 
     def _accept_token(self, sequence: Sequence, token: int) -> None:
         sequence.append(token)
-        if token in self._loaded.eos_token_ids:
+        if token in self._loaded.eos_token_ids and not sequence.params.ignore_eos:
             self._finish(sequence, FinishReason.END_OF_TEXT)
             return
         released, hit_stop = sequence.stop_matcher.feed(sequence.detokenizer.push(token))

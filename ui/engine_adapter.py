@@ -22,6 +22,8 @@ class EngineAdapter(QObject):
     unloaded = Signal()
     text_received = Signal(int, str)  # request id, text piece
     generation_finished = Signal(int, object)  # request id, GenerationResult
+    perplexity_measured = Signal(object, float)  # LoadedModelInfo, perplexity
+    perplexity_failed = Signal(str)
 
     def __init__(self, core: ConsoleCore, parent: QObject | None = None):
         super().__init__(parent)
@@ -58,6 +60,22 @@ class EngineAdapter(QObject):
             self.load_failed.emit(f"Loading failed: {error}")
         else:
             self.load_finished.emit(info)
+
+    def measure_perplexity(self) -> None:
+        """Measure the loaded model's perplexity on the shipped text, in a worker thread."""
+        info = self.core.model_info
+
+        def work() -> None:
+            try:
+                value = self.core.measure_perplexity()
+            except EngineError as error:
+                self.perplexity_failed.emit(str(error))
+            except Exception as error:
+                self.perplexity_failed.emit(f"Perplexity failed: {error}")
+            else:
+                self.perplexity_measured.emit(info, value)
+
+        threading.Thread(target=work, name="llm-console-perplexity", daemon=True).start()
 
     def unload(self) -> None:
         self.cancel_all()

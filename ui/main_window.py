@@ -10,6 +10,7 @@ from engine import LoadedModelInfo, ModelSpec
 from resources import resource_path
 from ui.chat_panel import ChatPanel
 from ui.engine_adapter import EngineAdapter
+from ui.engine_panel import EnginePanel
 from ui.model_bar import ModelBar
 
 
@@ -26,6 +27,8 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.chat_panel, "Chat")
+        self.engine_panel = EnginePanel(adapter)
+        self.tabs.addTab(self.engine_panel, "Engine")
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)

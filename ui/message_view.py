@@ -11,6 +11,8 @@ ROLE_TITLES = {"user": "You", "assistant": "Assistant", "error": "Error"}
 
 
 def format_figures(result: GenerationResult) -> str:
+    if result.cached:
+        return f"cache hit · {result.completion_tokens} tokens · answered in {result.total_s * 1000:.0f} ms · stop: {result.finish_reason.label}"
     parts = [f"{result.completion_tokens} tokens"]
     parts.append(f"{result.tokens_per_second:.1f} tok/s" if result.tokens_per_second else "– tok/s")
     if result.time_to_first_token_s is not None:
