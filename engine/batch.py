@@ -42,20 +42,17 @@ class RunningBatch:
     def columns(self) -> int:
         return 0 if self.attention_mask is None else self.attention_mask.shape[1]
 
-    def add(self, sequence: Sequence) -> None:
-        """Merge a freshly prefilled sequence (its own cache, batch of one) into the batch."""
-        own_cache, sequence.cache = sequence.cache, None
-        device = own_cache.layers[0].keys.device
-        own_mask = torch.ones(1, sequence.cache_length, dtype=torch.long, device=device)
+    def add(self, sequences: list[Sequence], cache: DynamicCache, attention_mask: torch.Tensor) -> None:
+        """Merge freshly prefilled sequences (their own left-padded cache and mask) into the batch."""
         if not self.sequences:
-            self.sequences, self.cache, self.attention_mask = [sequence], own_cache, own_mask
+            self.sequences, self.cache, self.attention_mask = list(sequences), cache, attention_mask
             return
-        columns = max(self.columns, sequence.cache_length)
-        for layer, new_layer in zip(self.cache.layers, own_cache.layers):
+        columns = max(self.columns, attention_mask.shape[1])
+        for layer, new_layer in zip(self.cache.layers, cache.layers):
             layer.keys = torch.cat([_left_pad(layer.keys, columns, -2), _left_pad(new_layer.keys, columns, -2)])
             layer.values = torch.cat([_left_pad(layer.values, columns, -2), _left_pad(new_layer.values, columns, -2)])
-        self.attention_mask = torch.cat([_left_pad(self.attention_mask, columns, 1), _left_pad(own_mask, columns, 1)])
-        self.sequences.append(sequence)
+        self.attention_mask = torch.cat([_left_pad(self.attention_mask, columns, 1), _left_pad(attention_mask, columns, 1)])
+        self.sequences.extend(sequences)
 
     def keep(self, keep: list[Sequence]) -> None:
         """Drop every sequence not in `keep`, and the columns that are padding for all that remain."""

@@ -1,4 +1,4 @@
-"""Forward passes: prefill a new sequence, then decode one token for every running sequence at once."""
+"""Forward passes: prefill new sequences together, then decode one token for every running sequence at once."""
 
 from __future__ import annotations
 
@@ -16,27 +16,49 @@ class ModelRunner:
         self.loaded = loaded
         self.model = loaded.model
         self.device = loaded.device
+        self.pad_id = loaded.tokenizer.pad_token_id or 0
         self.batch = RunningBatch()
-        self.batched: bool | None = None  # decided by the first prefill: can this model's cache be merged?
+        probe = DynamicCache(config=self.model.config)
+        # Can this model's cache be padded and merged? (sliding-window or recurrent layers cannot)
+        self.batched = cache_is_batchable(probe)
 
     @torch.inference_mode()
-    def prefill(self, sequence: Sequence) -> int:
-        """Run the prompt (and any tokens generated before a preemption) and return the next token."""
+    def prefill(self, sequences: list[Sequence]) -> list[int]:
+        """Run the prompts (and tokens generated before a preemption) of new sequences, left-padded into one
+        forward pass, add them to the running batch, and return each one's next token."""
+        if not self.batched:
+            return [self._prefill_alone(s) for s in sequences]
+        token_lists = [s.prompt_ids + s.generated for s in sequences]
+        width = max(len(tokens) for tokens in token_lists)
+        input_ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        for row, tokens in enumerate(token_lists):
+            input_ids[row, width - len(tokens):] = torch.tensor(tokens)
+            attention_mask[row, width - len(tokens):] = 1
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        output = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            cache=DynamicCache(config=self.model.config),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        for sequence, tokens in zip(sequences, token_lists):
+            sequence.cache_length = len(tokens)
+        next_ids = [self._sample(s, output.logits[row, -1]) for row, s in enumerate(sequences)]
+        self.batch.add(sequences, output.cache, attention_mask)
+        return next_ids
+
+    def _prefill_alone(self, sequence: Sequence) -> int:
         tokens = sequence.prompt_ids + sequence.generated
-        ids = torch.tensor([tokens], device=self.device)
-        cache = DynamicCache(config=self.model.config)
-        output = self.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
+        output = self.model(input_ids=torch.tensor([tokens], device=self.device),
+                            cache=DynamicCache(config=self.model.config), use_cache=True, logits_to_keep=1)
         sequence.cache = output.cache
         sequence.cache_length = len(tokens)
-        if self.batched is None:
-            self.batched = cache_is_batchable(sequence.cache)
+        self.batch.sequences.append(sequence)
         return self._sample(sequence, output.logits[0, -1])
-
-    def add(self, sequence: Sequence) -> None:
-        if self.batched:
-            self.batch.add(sequence)
-        else:
-            self.batch.sequences.append(sequence)
 
     def keep(self, sequences: list[Sequence]) -> None:
         if self.batched:

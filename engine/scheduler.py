@@ -230,15 +230,38 @@ class Scheduler:
             return self._waiting.popleft() if self._waiting else None
 
     def _admit(self) -> None:
+        """Prefill waiting requests together, within the batch size and the prefill budget, and add them."""
         if self._runner is None:
             self._end_all("No model is loaded. Load a model first.")
             return
+        group, group_tokens = self._next_group()
+        if not group:
+            return
+        try:
+            first_tokens = self._runner.prefill(group)
+        except torch.OutOfMemoryError:
+            self._back_off_after_oom(group)
+            return
+        except Exception as error:  # a failing request must not take the engine down
+            log.exception("prefill failed")
+            for sequence in group:
+                sequence.finish(FinishReason.ERROR, f"Generation failed: {error}")
+            self._runner.keep([s for s in self._runner.running if not s.handle.done])
+            return
+        self.metrics.record_prefill(group_tokens)
+        self.metrics.record_decode(len(group))
+        for sequence, token in zip(group, first_tokens):
+            self._accept_token(sequence, token)
+        self._runner.keep([s for s in self._runner.running if not s.handle.done])
+
+    def _next_group(self) -> tuple[list[Sequence], int]:
         budget = self.settings.max_prefill_tokens
-        admitted_tokens = 0
-        while len(self._runner.running) < self.settings.max_batch_size and admitted_tokens < budget:
+        group: list[Sequence] = []
+        group_tokens = 0
+        while len(self._runner.running) + len(group) < self.settings.max_batch_size:
             item = self._next_to_admit()
             if item is None:
-                return
+                break
             if isinstance(item, Sequence):
                 sequence = item
             else:
@@ -254,25 +277,12 @@ class Scheduler:
                 if self._answer_from_cache(sequence):
                     continue
             tokens = len(sequence.prompt_ids) + len(sequence.generated)
-            if admitted_tokens and admitted_tokens + tokens > budget:
+            if group and group_tokens + tokens > budget:
                 self._preempted.appendleft(sequence)  # next step; one long prompt may still run alone
-                return
-            try:
-                first_token = self._runner.prefill(sequence)
-            except torch.OutOfMemoryError:
-                if not self._back_off_after_oom(sequence):
-                    continue
-                return
-            except Exception as error:  # a failing request must not take the engine down
-                log.exception("prefill failed")
-                sequence.finish(FinishReason.ERROR, f"Generation failed: {error}")
-                continue
-            admitted_tokens += tokens
-            self.metrics.record_prefill(tokens)
-            self.metrics.record_decode(1)
-            self._runner.add(sequence)
-            self._accept_token(sequence, first_token)
-        self._runner.keep([s for s in self._runner.running if not s.handle.done])
+                break
+            group.append(sequence)
+            group_tokens += tokens
+        return group, group_tokens
 
     def _prepare(self, handle: RequestHandle) -> Sequence:
         loaded = self._loaded
@@ -347,30 +357,29 @@ class Scheduler:
             self._accept_token(sequence, token)
         runner.keep([s for s in runner.running if not s.handle.done])
 
-    def _back_off_after_oom(self, failed_prefill: Sequence | None) -> bool:
-        """Halve the batch size and re-queue what was running (their text so far is kept). False if hopeless."""
+    def _back_off_after_oom(self, failed_prefill: list[Sequence] | None) -> None:
+        """Halve the batch size and re-queue what was running (their text so far is kept).
+
+        A request that runs out of memory alone cannot be helped: it ends with a clear message."""
         runner = self._runner
         running = list(runner.running)
-        if failed_prefill is None and len(running) <= 1 or failed_prefill is not None and not running:
-            for sequence in running + ([failed_prefill] if failed_prefill else []):
-                sequence.finish(FinishReason.ERROR, OUT_OF_MEMORY_MESSAGE)
-            runner.keep([])
-            self._empty_device_cache()
-            return False
-        # A failed forward may have grown some layers' caches and not others: drop the batch cache entirely
-        # and rebuild it by prefilling the prompt and the tokens generated so far.
+        victims = running + (failed_prefill or [])
+        # A failed forward may have grown some layers' caches and not others: drop the batch cache entirely;
+        # it is rebuilt by prefilling each prompt with the tokens generated so far.
         runner.evict(running)
-        victims = running + ([failed_prefill] if failed_prefill else [])
+        self._empty_device_cache()
+        if len(victims) <= 1:
+            for sequence in victims:
+                sequence.finish(FinishReason.ERROR, OUT_OF_MEMORY_MESSAGE)
+            return
         self._preempted.extendleft(reversed(victims))
-        new_size = max(1, len(running) // 2)
+        new_size = max(1, len(victims) // 2)
         self.settings = self.settings.changed(max_batch_size=new_size)
         self.metrics.oom_backoffs += 1
         self.notices.append(
-            (time.time(), f"Out of memory with {len(running)} requests running: max batch size lowered to "
-                          f"{new_size}; {len(victims)} requests re-queued, none lost.")
+            (time.time(), f"Out of memory with {len(victims)} requests in the batch: max batch size lowered to "
+                          f"{new_size}; the requests were re-queued, none lost.")
         )
-        self._empty_device_cache()
-        return True
 
     def _empty_device_cache(self) -> None:
         if self._loaded is not None and self._loaded.device.type == "cuda":

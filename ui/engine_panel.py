@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -99,7 +101,9 @@ class EnginePanel(QWidget):
         self.quality_status.setWordWrap(True)
         self.quality_table = QTableWidget(0, 5)
         self.quality_table.setHorizontalHeaderLabels(["Model", "Precision", "Weights", "Perplexity", "Last reply tok/s"])
-        self.quality_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header = self.quality_table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.quality_table.verticalHeader().setVisible(False)
         quality_layout = QVBoxLayout(quality)
         top = QHBoxLayout()
@@ -111,6 +115,8 @@ class EnginePanel(QWidget):
         notices = QGroupBox("Engine notices")
         self.notice_list = QListWidget()
         self.notice_list.setMaximumHeight(90)
+        self.notice_list.addItem("None yet: out-of-memory back-offs and other engine events appear here.")
+        self._notices_shown = 0
         QVBoxLayout(notices).addWidget(self.notice_list)
 
         left = QVBoxLayout()
@@ -177,9 +183,10 @@ class EnginePanel(QWidget):
             self.max_batch_size.setValue(snapshot.max_batch_size)
             self.max_batch_size.blockSignals(False)
         notices = self.engine.notices()
-        if len(notices) != self.notice_list.count():
+        if len(notices) != self._notices_shown:
+            self._notices_shown = len(notices)
             self.notice_list.clear()
-            self.notice_list.addItems([message for _time, message in notices])
+            self.notice_list.addItems([f"{time.strftime('%H:%M:%S', time.localtime(at))}  {message}" for at, message in notices])
 
     # --- quality table -----------------------------------------------------------------------------------
     def _model_loaded(self, info: LoadedModelInfo) -> None:
