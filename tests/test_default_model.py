@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from console.core import ConsoleCore
 from console.default_model import default_model_path
 from engine import FinishReason, GenerationRequest, SamplingParams
+from tests.access_helpers import admin_core
 
 pytestmark = pytest.mark.slow
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
@@ -23,7 +23,7 @@ def test_default_model_ships_as_a_gguf_file():
 
 
 def test_default_model_answers_paris_and_second_load_uses_the_cache(shared_data_dir):
-    core = ConsoleCore(data_dir=shared_data_dir)
+    core = admin_core(shared_data_dir)
     try:
         info = core.load_model(core.default_model_spec(precision="fp32", device="cpu"))
         assert info.name == "SmolLM2-135M-Instruct"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from console.core import ConsoleCore
 from ui.app import build_main_window
+from tests.access_helpers import admin_core
 
 
 @pytest.fixture
 def window(qtbot, tmp_path, tiny_model_dir):
-    main_window = build_main_window(ConsoleCore(data_dir=tmp_path / "data"))
+    main_window = build_main_window(admin_core(tmp_path / "data"))
     qtbot.addWidget(main_window)
     main_window.show()
     main_window.model_bar.add_model_path(str(tiny_model_dir))

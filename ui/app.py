@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from console.core import ConsoleCore
+from console.errors import ConsoleError
 from resources import resource_path
 from ui.engine_adapter import EngineAdapter
 from ui.main_window import MainWindow
@@ -26,7 +27,13 @@ def build_main_window(core: ConsoleCore) -> MainWindow:
 def run_app() -> int:
     app = QApplication.instance() or QApplication(sys.argv)
     apply_style(app)
-    window = build_main_window(ConsoleCore())
+    try:
+        core = ConsoleCore()
+    except ConsoleError as error:  # the database is locked, damaged, or from a newer version
+        QMessageBox.critical(None, "LLM Console cannot start", str(error))
+        return 1
+    window = build_main_window(core)
     window.show()
     app.aboutToQuit.connect(window.shutdown)
+    window.models_panel.register_embedded_default()  # first start only: hashes the embedded model in the background
     return app.exec()

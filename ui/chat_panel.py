@@ -1,10 +1,15 @@
-"""The chat panel: conversation view with streamed replies, input box, send/stop, and sampling controls."""
+"""The chat panel: conversation view with streamed replies, input box, send/stop, and sampling controls.
+
+Every finished exchange is saved in the app's database (`console/conversations_store.py`); the "Saved"
+list above the transcript reopens any conversation.
+"""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QComboBox,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
@@ -16,6 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from console.conversation import Conversation
+from console.errors import ConsoleError
+from console.timestamps import local_time
 from engine import EngineError, FinishReason, GenerationResult
 from ui.engine_adapter import EngineAdapter
 from ui.message_view import MessageView
@@ -27,6 +34,8 @@ class ChatPanel(QWidget):
         super().__init__(parent)
         self.adapter = adapter
         self.conversation = Conversation()
+        self.store = adapter.core.conversations
+        self.conversation_id: int | None = None  # once saved
         self.active_request: int | None = None
         self._reply_view: MessageView | None = None
 
@@ -69,9 +78,15 @@ class ChatPanel(QWidget):
         input_row = QHBoxLayout()
         input_row.addWidget(self.input, 1)
         input_row.addLayout(buttons)
+        self.history_combo = QComboBox()
+        self.history_combo.setToolTip("Reopen a saved conversation; every finished reply is saved")
+        history_row = QHBoxLayout()
+        history_row.addWidget(QLabel("Saved"))
+        history_row.addWidget(self.history_combo, 1)
         chat_column = QWidget()
         chat_layout = QVBoxLayout(chat_column)
         chat_layout.setContentsMargins(0, 0, 0, 0)
+        chat_layout.addLayout(history_row)
         chat_layout.addWidget(self.scroll, 1)
         chat_layout.addWidget(self.notice)
         chat_layout.addLayout(input_row)
@@ -90,11 +105,13 @@ class ChatPanel(QWidget):
         self.send_button.clicked.connect(self.send)
         self.stop_button.clicked.connect(self.stop)
         self.new_chat_button.clicked.connect(self.new_chat)
+        self.history_combo.activated.connect(self._open_chosen)
         QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.send)
         QShortcut(QKeySequence("Ctrl+Enter"), self, activated=self.send)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.stop)
         adapter.text_received.connect(self._on_text)
         adapter.generation_finished.connect(self._on_finished)
+        self.refresh_history()
 
     # --- actions -----------------------------------------------------------------------------------------
     def send(self) -> None:
@@ -125,13 +142,78 @@ class ChatPanel(QWidget):
             self.adapter.cancel(self.active_request)
 
     def new_chat(self) -> None:
+        self._abandon_reply()
+        self.conversation = Conversation(system_prompt=self.controls.system_prompt.toPlainText())
+        self.conversation_id = None
+        self._clear_view()
+        self.history_combo.setCurrentIndex(0)
+        self.show_notice("")
+
+    def open_conversation(self, conversation_id: int) -> None:
+        """Show a saved conversation; the next message continues it."""
+        self._abandon_reply()
+        try:
+            conversation = self.store.open(conversation_id)
+        except ConsoleError as error:
+            self.show_notice(str(error))
+            return
+        self._clear_view()
+        self.conversation = conversation
+        self.conversation_id = conversation_id
+        self.controls.system_prompt.setPlainText(conversation.system_prompt)
+        for turn in conversation.turns:
+            self._add_message(turn.role, turn.content)
+        self.show_notice("")
+        self.refresh_history()
+
+    def refresh_history(self) -> None:
+        try:
+            saved = self.store.list()
+        except ConsoleError as error:
+            self.show_notice(f"Saved conversations cannot be read: {error}")
+            saved = []
+        self.history_combo.blockSignals(True)
+        self.history_combo.clear()
+        self.history_combo.addItem("New conversation" if saved else "No saved conversations yet", None)
+        for summary in saved:
+            self.history_combo.addItem(f"{summary.title} · {local_time(summary.updated_at)}", summary.id)
+        index = self.history_combo.findData(self.conversation_id) if self.conversation_id is not None else 0
+        self.history_combo.setCurrentIndex(max(index, 0))
+        self.history_combo.blockSignals(False)
+
+    def _open_chosen(self, index: int) -> None:
+        conversation_id = self.history_combo.itemData(index)
+        if conversation_id is None:
+            if self.conversation_id is not None:
+                self.new_chat()
+        elif conversation_id != self.conversation_id:
+            self.open_conversation(conversation_id)
+
+    def _abandon_reply(self) -> None:
+        """Cancel a running reply and forget it: its view is about to go, and it belongs to the old conversation."""
         self.stop()
-        self.conversation.clear()
+        self.active_request = None
+        self._reply_view = None
+        self._set_generating(False)
+
+    def _clear_view(self) -> None:
         while self.messages_layout.count() > 2:  # keep the empty hint and the stretch
             item = self.messages_layout.takeAt(1)
             item.widget().deleteLater()
         self.empty_hint.setVisible(True)
-        self.show_notice("")
+
+    def _save(self, result: GenerationResult) -> None:
+        info = self.adapter.model_info
+        figures = {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+                   "tokens_per_second": result.tokens_per_second, "finish_reason": result.finish_reason.value}
+        try:
+            self.conversation_id = self.store.save(
+                self.conversation, self.conversation_id, info.name if info else None, figures
+            )
+        except ConsoleError as error:  # the reply stays on screen; only the saved copy is missing
+            self.show_notice(f"This conversation could not be saved: {error}")
+            return
+        self.refresh_history()
 
     def show_notice(self, message: str) -> None:
         self.notice.setText(f"⚠ {message}" if message else "")
@@ -158,6 +240,7 @@ class ChatPanel(QWidget):
             self.conversation.drop_last_user_turn()
         elif result.text:
             self.conversation.add_assistant(result.text)
+            self._save(result)
         else:
             self.conversation.drop_last_user_turn()
         self.active_request = None

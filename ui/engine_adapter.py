@@ -1,7 +1,7 @@
 """The one object that touches both worlds: runs loads in a worker thread and turns engine callbacks into signals.
 
-It lives on the UI thread; engine callbacks arrive on the scheduler or loader thread and are emitted as
-signals, which Qt queues to the UI thread.
+It lives on the UI thread; engine callbacks arrive on the scheduler or loader thread and are relayed
+(`ThreadRelay`) so that every public signal is emitted on the UI thread.
 """
 
 from __future__ import annotations
@@ -10,11 +10,15 @@ import threading
 
 from PySide6.QtCore import QObject, Signal
 
+from ui.thread_relay import ThreadRelay
+
 from console.core import ConsoleCore
+from console.errors import ConsoleError
+from console.verified_loading import VersionLoadSpec
 from engine import EngineError, GenerationResult, LoadedModelInfo, ModelSpec, RequestHandle, SamplingParams, StreamEvent
 
 
-class EngineAdapter(QObject):
+class EngineAdapter(ThreadRelay):
     load_started = Signal(str)  # model name
     load_progress = Signal(float, str)  # fraction (-1 when unknown), message
     load_finished = Signal(object)  # LoadedModelInfo
@@ -40,26 +44,27 @@ class EngineAdapter(QObject):
     def loading(self) -> bool:
         return self._loader is not None and self._loader.is_alive()
 
-    def load(self, spec: ModelSpec) -> None:
+    def load(self, spec: ModelSpec | VersionLoadSpec) -> None:
+        """Load a path (ModelSpec) or a registered version (VersionLoadSpec: verified first) in a worker."""
         if self.loading:
-            self.load_failed.emit("A model is already loading. Wait for it to finish.")
+            self.emit_from_worker("load_failed", "A model is already loading. Wait for it to finish.")
             return
-        self.load_started.emit(spec.name or spec.path)
+        self.load_started.emit(spec.name or str(getattr(spec, "path", None) or spec.ref))
         self._loader = threading.Thread(target=self._load_in_worker, args=(spec,), name="llm-console-loader", daemon=True)
         self._loader.start()
 
     def _load_in_worker(self, spec: ModelSpec) -> None:
         def report(fraction: float | None, message: str) -> None:
-            self.load_progress.emit(-1.0 if fraction is None else fraction, message)
+            self.emit_from_worker("load_progress", -1.0 if fraction is None else fraction, message)
 
         try:
-            info = self.core.load_model(spec, report)
-        except EngineError as error:
-            self.load_failed.emit(str(error))
+            info = self.core.load(spec, report)
+        except (EngineError, ConsoleError) as error:
+            self.emit_from_worker("load_failed", str(error))
         except Exception as error:  # never let a worker die silently
-            self.load_failed.emit(f"Loading failed: {error}")
+            self.emit_from_worker("load_failed", f"Loading failed: {error}")
         else:
-            self.load_finished.emit(info)
+            self.emit_from_worker("load_finished", info)
 
     def measure_perplexity(self) -> None:
         """Measure the loaded model's perplexity on the shipped text, in a worker thread."""
@@ -69,11 +74,11 @@ class EngineAdapter(QObject):
             try:
                 value = self.core.measure_perplexity()
             except EngineError as error:
-                self.perplexity_failed.emit(str(error))
+                self.emit_from_worker("perplexity_failed", str(error))
             except Exception as error:
-                self.perplexity_failed.emit(f"Perplexity failed: {error}")
+                self.emit_from_worker("perplexity_failed", f"Perplexity failed: {error}")
             else:
-                self.perplexity_measured.emit(info, value)
+                self.emit_from_worker("perplexity_measured", info, value)
 
         threading.Thread(target=work, name="llm-console-perplexity", daemon=True).start()
 
@@ -103,9 +108,9 @@ class EngineAdapter(QObject):
 
     def _on_event(self, event: StreamEvent) -> None:  # scheduler thread
         if event.result is not None:
-            self.generation_finished.emit(event.request_id, event.result)
+            self.emit_from_worker("generation_finished", event.request_id, event.result)
         else:
-            self.text_received.emit(event.request_id, event.text)
+            self.emit_from_worker("text_received", event.request_id, event.text)
 
     def _forget(self, request_id: int, _result: GenerationResult) -> None:
         self._handles.pop(request_id, None)

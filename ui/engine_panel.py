@@ -150,7 +150,7 @@ class EnginePanel(QWidget):
     # --- knobs -------------------------------------------------------------------------------------------
     def apply_knobs(self) -> None:
         try:
-            self.engine.configure(
+            self.adapter.core.configure_engine(
                 max_batch_size=self.max_batch_size.value(),
                 max_wait_ms=self.max_wait_ms.value(),
                 max_prefill_tokens=self.max_prefill_tokens.value(),

@@ -6,29 +6,41 @@ from PySide6.QtGui import QCloseEvent, QIcon
 from PySide6.QtWidgets import QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
 from console.default_model import DEFAULT_MODEL_NAME
+from console.verified_loading import VersionLoadSpec
 from engine import LoadedModelInfo, ModelSpec
 from resources import resource_path
+from ui.alert_status import AlertStatus
 from ui.chat_panel import ChatPanel
 from ui.engine_adapter import EngineAdapter
 from ui.engine_panel import EnginePanel
 from ui.model_bar import ModelBar
+from ui.models_panel import ModelsPanel
+from ui.registry_adapter import RegistryAdapter
+from ui.telemetry_adapter import TelemetryAdapter
+from ui.telemetry_panel import TelemetryPanel
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, adapter: EngineAdapter):
+    def __init__(self, adapter: EngineAdapter, telemetry: TelemetryAdapter | None = None):
         super().__init__()
         self.adapter = adapter
         self.setWindowTitle("LLM Console")
         self.setWindowIcon(QIcon(str(resource_path("icon.svg"))))
         self.resize(1180, 760)
 
-        self.model_bar = ModelBar(f"{DEFAULT_MODEL_NAME} (embedded default)", adapter.core.default_model_spec)
+        self.model_bar = ModelBar(f"{DEFAULT_MODEL_NAME} (embedded default)", adapter.core.default_load_target)
         self.chat_panel = ChatPanel(adapter)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.chat_panel, "Chat")
         self.engine_panel = EnginePanel(adapter)
         self.tabs.addTab(self.engine_panel, "Engine")
+        self.models_panel = ModelsPanel(RegistryAdapter(adapter.core.registry, self,
+                                                         register_default_with=adapter.core.ensure_default_registered))
+        self.tabs.addTab(self.models_panel, "Models")
+        self.telemetry = telemetry or TelemetryAdapter.for_core(adapter.core, self)  # samples from now on
+        self.telemetry_panel = TelemetryPanel(self.telemetry)
+        self.tabs.addTab(self.telemetry_panel, "Telemetry")
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -38,6 +50,9 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.engine_status = QLabel("No model loaded")
         self.statusBar().addPermanentWidget(self.engine_status)
+        self.alert_status = AlertStatus(self.telemetry)
+        self.alert_status.clicked.connect(lambda: self.tabs.setCurrentWidget(self.telemetry_panel))
+        self.statusBar().addPermanentWidget(self.alert_status)
 
         self.model_bar.load_requested.connect(self._load)
         self.model_bar.unload_requested.connect(self._unload)
@@ -46,10 +61,24 @@ class MainWindow(QMainWindow):
         adapter.load_finished.connect(self._loaded)
         adapter.load_failed.connect(self._load_failed)
         adapter.generation_finished.connect(self._generation_finished)
+        self.models_panel.load_requested.connect(self._load_version)
+        self.models_panel.default_changed.connect(self._default_changed)
+        adapter.load_finished.connect(self.models_panel.refresh)  # load history and verified state
+        adapter.load_failed.connect(self.models_panel.refresh)
+        self._default_changed(adapter.core.registry.default_version())
         self._shut_down = False
 
     def _load(self, spec: ModelSpec) -> None:
         self.adapter.load(spec)
+
+    def _load_version(self, version_id: int) -> None:
+        precision, device = self.model_bar.precision_combo.currentText(), self.model_bar.device_combo.currentText()
+        self.adapter.load(VersionLoadSpec(version_id, precision, device))
+
+    def _default_changed(self, version) -> None:
+        self.model_bar.set_default_label(
+            f"{version.ref} (default, verified before loading)" if version else f"{DEFAULT_MODEL_NAME} (embedded default)"
+        )
 
     def _unload(self) -> None:
         self.adapter.unload()
@@ -74,6 +103,8 @@ class MainWindow(QMainWindow):
         """Stop generation and the engine thread; safe to call twice."""
         if not self._shut_down:
             self._shut_down = True
+            self.models_panel.shutdown()  # its hashing thread uses the database the core closes
+            self.telemetry.shutdown()
             self.adapter.shutdown()
 
     def closeEvent(self, event: QCloseEvent) -> None:

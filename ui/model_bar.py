@@ -34,7 +34,7 @@ def format_parameters(count: int) -> str:
 
 
 class ModelBar(QWidget):
-    load_requested = Signal(object)  # ModelSpec
+    load_requested = Signal(object)  # ModelSpec, or VersionLoadSpec for the registry's default version
     unload_requested = Signal()
 
     def __init__(self, default_model_label: str, default_spec_factory, parent: QWidget | None = None):
@@ -104,6 +104,10 @@ class ModelBar(QWidget):
         if data == DEFAULT_ENTRY:
             return self._default_spec_factory(precision, device)
         return ModelSpec(str(data), precision=precision, device=device)
+
+    def set_default_label(self, label: str) -> None:
+        """Name what the default entry loads (the registry's default version, once there is one)."""
+        self.model_combo.setItemText(self.model_combo.findData(DEFAULT_ENTRY), label)
 
     def add_model_path(self, path: str) -> None:
         index = self.model_combo.findData(path)
