@@ -9,7 +9,6 @@ ratio to each baseline, so the numbers compare like with like on this machine.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import threading
 import time
@@ -213,18 +212,21 @@ def hf_generate_baselines(engine: InferenceEngine, levels: list[int], new_tokens
 
 
 def llama_cpp_baseline(gguf_path: str, new_tokens: int) -> BaselineRun | None:
-    try:
-        from llama_cpp import Llama
-    except ImportError:
+    """llama.cpp on the same GGUF file and prompts, one stream, in its own process; None if not installed."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("llama_cpp") is None:
         return None
-    llm = Llama(model_path=gguf_path, n_ctx=1024, n_threads=os.cpu_count(), verbose=False)
-    eos = llm.token_eos()
-    started, tokens = time.perf_counter(), 0
-    for prompt in PROMPTS[:2]:
-        reply = llm.create_chat_completion(messages=_chat(prompt), max_tokens=new_tokens, temperature=0.0,
-                                           logit_bias={eos: -100.0})
-        tokens += reply["usage"]["completion_tokens"]
-    return BaselineRun("llama.cpp-one-stream", 1, tokens / (time.perf_counter() - started))
+    completed = subprocess.run(
+        [sys.executable, "-m", "console.llama_cpp_baseline", gguf_path, str(new_tokens), *PROMPTS[:2]],
+        capture_output=True, text=True, timeout=1800,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"the llama.cpp baseline failed: {completed.stderr.strip()[-500:]}")
+    figures = json.loads(completed.stdout.strip().splitlines()[-1])
+    return BaselineRun("llama.cpp-one-stream", 1, figures["tokens"] / figures["seconds"])
 
 
 def run_benchmark(

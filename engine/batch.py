@@ -34,6 +34,7 @@ class RunningBatch:
         self.sequences: list[Sequence] = []
         self.cache: DynamicCache | None = None
         self.attention_mask: torch.Tensor | None = None  # [batch, columns], 1 where a real token sits
+        self.padded = False  # any padding column? Without padding the model needs no mask (faster attention)
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -46,6 +47,7 @@ class RunningBatch:
         """Merge freshly prefilled sequences (their own left-padded cache and mask) into the batch."""
         if not self.sequences:
             self.sequences, self.cache, self.attention_mask = list(sequences), cache, attention_mask
+            self.padded = not bool(attention_mask.all())
             return
         columns = max(self.columns, attention_mask.shape[1])
         for layer, new_layer in zip(self.cache.layers, cache.layers):
@@ -53,6 +55,7 @@ class RunningBatch:
             layer.values = torch.cat([_left_pad(layer.values, columns, -2), _left_pad(new_layer.values, columns, -2)])
         self.attention_mask = torch.cat([_left_pad(self.attention_mask, columns, 1), _left_pad(attention_mask, columns, 1)])
         self.sequences.extend(sequences)
+        self.padded = not bool(self.attention_mask.all())
 
     def keep(self, keep: list[Sequence]) -> None:
         """Drop every sequence not in `keep`, and the columns that are padding for all that remain."""
@@ -69,13 +72,17 @@ class RunningBatch:
             layer.values = layer.values.index_select(0, rows)[..., first:, :]
         self.attention_mask = mask[:, first:]
         self.sequences = list(keep)
+        self.padded = not bool(self.attention_mask.all())
 
-    def decode_inputs(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """input ids [batch, 1], the attention mask grown by one column, and each row's next position."""
+    def decode_inputs(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """input ids [batch, 1], the attention mask grown by one column, and each row's next position;
+        mask and positions are None when no row is padded (the model then derives them from the cache)."""
         input_ids = torch.tensor([[s.generated[-1]] for s in self.sequences], device=device)
-        positions = torch.tensor([[s.cache_length] for s in self.sequences], device=device)
         ones = torch.ones(len(self.sequences), 1, dtype=self.attention_mask.dtype, device=device)
         self.attention_mask = torch.cat([self.attention_mask, ones], dim=1)
+        if not self.padded:
+            return input_ids, None, None
+        positions = torch.tensor([[s.cache_length] for s in self.sequences], device=device)
         return input_ids, self.attention_mask, positions
 
     def kv_tokens(self) -> int:

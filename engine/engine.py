@@ -38,7 +38,7 @@ class InferenceEngine:
         if not self._load_lock.acquire(blocking=False):
             raise EngineBusy("A model is already loading. Wait for it to finish.")
         try:
-            loaded = load_model(spec, self.cache_dir, progress or (lambda _f, _m: None))
+            loaded = _in_short_lived_thread(lambda: load_model(spec, self.cache_dir, progress or (lambda _f, _m: None)))
             self._scheduler.swap_model(loaded)
             return loaded.info
         finally:
@@ -51,7 +51,7 @@ class InferenceEngine:
         if not self._load_lock.acquire(blocking=False):
             raise EngineBusy("A model is already loading. Wait for it to finish.")
         try:
-            loaded = build_random_model(shape, tokenizer, device, precision)
+            loaded = _in_short_lived_thread(lambda: build_random_model(shape, tokenizer, device, precision))
             self._scheduler.swap_model(loaded)
             return loaded.info
         finally:
@@ -106,3 +106,26 @@ class InferenceEngine:
 
     def shutdown(self, timeout: float = 10.0) -> None:
         self._scheduler.stop(timeout)
+
+
+def _in_short_lived_thread(work):
+    """Run `work` in a thread that ends afterwards, and return its result (or raise its error).
+
+    Measured here: once a long-lived thread (the CLI's main thread, say) has run PyTorch's OpenMP-parallel
+    ops, the scheduler thread's own parallel ops run about twice as slowly (two OpenMP pools competing for
+    the cores). A thread's pool goes away with the thread, so the heavy work of loading happens in one.
+    """
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # re-raised in the caller's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name="llm-console-load", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

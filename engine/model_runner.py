@@ -7,7 +7,7 @@ from transformers import DynamicCache
 
 from engine.batch import RunningBatch, cache_is_batchable
 from engine.loader import LoadedModel
-from engine.sampling import sample_next_token
+from engine.sampling import needs_seen_ids, sample_next_token
 from engine.sequence import Sequence
 
 
@@ -47,7 +47,7 @@ class ModelRunner:
         )
         for sequence, tokens in zip(sequences, token_lists):
             sequence.cache_length = len(tokens)
-        next_ids = [self._sample(s, output.logits[row, -1]) for row, s in enumerate(sequences)]
+        next_ids = self._sample_rows(sequences, output.logits[:, -1])
         self.batch.add(sequences, output.cache, attention_mask)
         return next_ids
 
@@ -85,12 +85,9 @@ class ModelRunner:
             use_cache=True,
         )
         self.batch.cache = output.cache
-        logits = output.logits[:, -1]
-        next_ids = []
-        for row, sequence in enumerate(sequences):
+        for sequence in sequences:
             sequence.cache_length += 1
-            next_ids.append(self._sample(sequence, logits[row]))
-        return next_ids
+        return self._sample_rows(sequences, output.logits[:, -1])
 
     def _decode_alone(self, sequence: Sequence) -> int:
         ids = torch.tensor([[sequence.generated[-1]]], device=self.device)
@@ -112,4 +109,11 @@ class ModelRunner:
         return sum(s.cache_length for s in self.batch.sequences)
 
     def _sample(self, sequence: Sequence, logits: torch.Tensor) -> int:
-        return sample_next_token(logits, sequence.params, sequence.seen_ids, sequence.generator)
+        seen = sequence.seen_ids(self.device) if needs_seen_ids(sequence.params) else None
+        return sample_next_token(logits, sequence.params, seen, sequence.generator)
+
+    def _sample_rows(self, sequences: list[Sequence], logits: torch.Tensor) -> list[int]:
+        """Greedy rows without a penalty take one batched argmax; the others are sampled row by row."""
+        plain = [s.params.greedy and not needs_seen_ids(s.params) for s in sequences]
+        argmax = logits.argmax(dim=-1).tolist() if any(plain) else None
+        return [argmax[row] if plain[row] else self._sample(s, logits[row]) for row, s in enumerate(sequences)]

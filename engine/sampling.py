@@ -63,15 +63,20 @@ def apply_repetition_penalty(logits: torch.Tensor, seen_ids: torch.Tensor, penal
     return logits.scatter(-1, seen_ids, scores)
 
 
+def needs_seen_ids(params: SamplingParams) -> bool:
+    return params.repetition_penalty != 1.0
+
+
 def sample_next_token(
     logits: torch.Tensor,
     params: SamplingParams,
-    seen_ids: torch.Tensor,
+    seen_ids: torch.Tensor | None,
     generator: torch.Generator,
 ) -> int:
     """Pick the next token id from one row of logits (shape [vocab])."""
     logits = logits.float()
-    logits = apply_repetition_penalty(logits, seen_ids, params.repetition_penalty)
+    if seen_ids is not None:
+        logits = apply_repetition_penalty(logits, seen_ids, params.repetition_penalty)
     if params.greedy:
         return int(torch.argmax(logits))
     logits = logits / params.temperature

@@ -304,7 +304,6 @@ class Scheduler:
             generator=make_generator(params.seed, loaded.device),
             detokenizer=IncrementalDetokenizer(loaded.tokenizer, prompt_ids),
             stop_matcher=StopStringMatcher(params.stop),
-            seen_ids=torch.tensor(prompt_ids, device=loaded.device),
             cache_key=ResponseCache.key((info.path, info.precision, info.device), prompt_ids, params),
         )
 

@@ -21,7 +21,6 @@ class Sequence:
     generator: torch.Generator
     detokenizer: IncrementalDetokenizer
     stop_matcher: StopStringMatcher
-    seen_ids: torch.Tensor  # prompt and generated ids, for the repetition penalty
     generated: list[int] = field(default_factory=list)
     cache: Any = None  # own KV cache between prefill and joining the batch
     cache_length: int = 0  # real tokens in this sequence's KV cache
@@ -36,7 +35,10 @@ class Sequence:
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
         self.generated.append(token_id)
-        self.seen_ids = torch.cat([self.seen_ids, self.seen_ids.new_tensor([token_id])])
+
+    def seen_ids(self, device: torch.device) -> torch.Tensor:
+        """Prompt and generated ids, for the repetition penalty (built only when a penalty applies)."""
+        return torch.tensor(self.prompt_ids + self.generated, device=device)
 
     def finish(self, reason: FinishReason, error: str | None = None) -> GenerationResult:
         self.handle._emit_text(self.stop_matcher.flush() if reason is not FinishReason.STOP_STRING else "")
