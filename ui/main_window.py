@@ -65,8 +65,46 @@ class MainWindow(QMainWindow):
         self.models_panel.default_changed.connect(self._default_changed)
         adapter.load_finished.connect(self.models_panel.refresh)  # load history and verified state
         adapter.load_failed.connect(self.models_panel.refresh)
-        self._default_changed(adapter.core.registry.default_version())
+        if adapter.core.can("registry:view"):
+            self._default_changed(adapter.core.registry.default_version())
+        self.session_label = QLabel("")
+        self.session_label.setObjectName("sessionLabel")
+        self.statusBar().addPermanentWidget(self.session_label)
         self._shut_down = False
+        self.apply_session()
+
+    def apply_session(self) -> None:
+        """Show and enable what the signed-in user may do. Convenience only: the services check again."""
+        core = self.adapter.core
+        session = core.session
+        can = core.can
+        self.session_label.setText(f"Signed in as {session.user} ({session.role})" if session else "Not signed in")
+        may_load = can("model:load")
+        for widget in (self.model_bar.load_button, self.model_bar.browse_file_button, self.model_bar.browse_folder_button):
+            widget.setEnabled(may_load)
+        self.model_bar.unload_button.setEnabled(may_load and self.adapter.model_info is not None)
+        if not may_load and self.adapter.model_info is None:
+            self.model_bar.status_label.setText("No model loaded — ask an operator to load one.")
+        self.chat_panel.send_button.setEnabled(can("chat:use"))
+        self.chat_panel.input.setReadOnly(not can("chat:use"))
+        self.chat_panel.input.setPlaceholderText(
+            "Message the model…  (Ctrl+Enter to send, Esc to stop)" if can("chat:use")
+            else "Your role may not chat with the model."
+        )
+        knobs = self.engine_panel
+        for widget in (knobs.max_batch_size, knobs.max_wait_ms, knobs.max_prefill_tokens, knobs.queue_limit,
+                       knobs.adaptive, knobs.target_p99_ms, knobs.response_cache):
+            widget.setEnabled(can("engine:configure"))
+        knobs.measure_button.setVisible(can("chat:use"))
+        models = self.models_panel
+        for widget in (models.import_folder_button, models.import_gguf_button, models.verify_button,
+                       models.default_button, models.retire_button):
+            widget.setVisible(can("model:register"))
+        models.load_button.setVisible(may_load)
+        self.tabs.setTabVisible(self.tabs.indexOf(self.models_panel), can("registry:view"))
+        self.tabs.setTabVisible(self.tabs.indexOf(self.telemetry_panel), can("metrics:view"))
+        self.tabs.setTabVisible(self.tabs.indexOf(self.engine_panel), can("metrics:view") or can("engine:configure"))
+        self.tabs.setTabVisible(self.tabs.indexOf(self.chat_panel), True)
 
     def _load(self, spec: ModelSpec) -> None:
         self.adapter.load(spec)
