@@ -7,7 +7,6 @@ import time
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGridLayout,
     QGroupBox,
@@ -16,7 +15,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QPushButton,
-    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -27,6 +25,7 @@ from engine import EngineError, GenerationResult, LoadedModelInfo
 from engine.batching_settings import MAX_WAIT_CAP_MS
 from ui.engine_adapter import EngineAdapter
 from ui.model_bar import format_bytes
+from ui.spin_boxes import double_spin_box, int_spin_box
 
 
 def _seconds(value: float | None) -> str:
@@ -44,20 +43,14 @@ class EnginePanel(QWidget):
         self._last_tokens_per_second: float | None = None
         self._rows: dict[tuple, int] = {}
 
-        self.max_batch_size = self._spin(1, 1024, settings.max_batch_size, "Requests decoded together in one step")
-        self.max_wait_ms = QDoubleSpinBox()
-        self.max_wait_ms.setRange(0, MAX_WAIT_CAP_MS)
-        self.max_wait_ms.setSuffix(" ms")
-        self.max_wait_ms.setValue(settings.max_wait_ms)
-        self.max_wait_ms.setToolTip("How long an idle engine waits for more requests before it starts a batch")
-        self.max_prefill_tokens = self._spin(1, 1_000_000, settings.max_prefill_tokens, "Prompt tokens prefilled per step")
-        self.queue_limit = self._spin(1, 100_000, settings.queue_limit, "Waiting requests beyond this are refused as busy")
+        self.max_batch_size = int_spin_box(1, 1024, settings.max_batch_size, "Requests decoded together in one step")
+        self.max_wait_ms = double_spin_box(0, MAX_WAIT_CAP_MS, 1, settings.max_wait_ms,
+                                           "How long an idle engine waits for more requests before it starts a batch", " ms")
+        self.max_prefill_tokens = int_spin_box(1, 1_000_000, settings.max_prefill_tokens, "Prompt tokens prefilled per step")
+        self.queue_limit = int_spin_box(1, 100_000, settings.queue_limit, "Waiting requests beyond this are refused as busy")
         self.adaptive = QCheckBox("Adapt batch size to keep p99 time per token under")
         self.adaptive.setChecked(settings.adaptive)
-        self.target_p99_ms = QDoubleSpinBox()
-        self.target_p99_ms.setRange(1, 60_000)
-        self.target_p99_ms.setSuffix(" ms")
-        self.target_p99_ms.setValue(settings.target_p99_ms)
+        self.target_p99_ms = double_spin_box(1, 60_000, 10, settings.target_p99_ms, "p99 time per output token to keep under", " ms")
         self.response_cache = QCheckBox("Answer repeated greedy requests from the response cache")
         self.response_cache.setChecked(settings.response_cache)
         self.knob_error = QLabel("")
@@ -224,11 +217,3 @@ class EnginePanel(QWidget):
             for column, text in enumerate((info.name, f"{info.precision} · {info.device}", format_bytes(info.weight_bytes), "–", "–")):
                 self.quality_table.setItem(row, column, QTableWidgetItem(text))
         return self._rows[key]
-
-    @staticmethod
-    def _spin(low: int, high: int, value: int, tip: str) -> QSpinBox:
-        box = QSpinBox()
-        box.setRange(low, high)
-        box.setValue(value)
-        box.setToolTip(tip)
-        return box

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from PySide6.QtWidgets import (
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QPlainTextEdit,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from console.conversation import DEFAULT_SYSTEM_PROMPT
 from engine import SamplingParams
+from ui.spin_boxes import double_spin_box, int_spin_box
 
 
 class SamplingControls(QWidget):
@@ -23,12 +22,12 @@ class SamplingControls(QWidget):
         self.system_prompt = QPlainTextEdit(DEFAULT_SYSTEM_PROMPT)
         self.system_prompt.setPlaceholderText("Instructions the model follows for the whole conversation")
         self.system_prompt.setFixedHeight(90)
-        self.temperature = self._double(0.0, 5.0, 0.05, defaults.temperature, "0 is greedy: the same answer every time")
-        self.top_p = self._double(0.01, 1.0, 0.05, defaults.top_p, "Sample only from the most likely tokens holding this much probability")
-        self.top_k = self._int(0, 1000, defaults.top_k, "Sample only from the k most likely tokens (0 = off)")
-        self.repetition_penalty = self._double(0.5, 3.0, 0.05, defaults.repetition_penalty, "Above 1 discourages repeating tokens")
-        self.max_new_tokens = self._int(1, 32768, defaults.max_new_tokens, "Longest reply, in tokens")
-        self.seed = self._int(-1, 2**31 - 1, -1, "Fixed seed for repeatable sampling (-1 = random)")
+        self.temperature = double_spin_box(0.0, 5.0, 0.05, defaults.temperature, "0 is greedy: the same answer every time")
+        self.top_p = double_spin_box(0.01, 1.0, 0.05, defaults.top_p, "Sample only from the most likely tokens holding this much probability")
+        self.top_k = int_spin_box(0, 1000, defaults.top_k, "Sample only from the k most likely tokens (0 = off)")
+        self.repetition_penalty = double_spin_box(0.5, 3.0, 0.05, defaults.repetition_penalty, "Above 1 discourages repeating tokens")
+        self.max_new_tokens = int_spin_box(1, 32768, defaults.max_new_tokens, "Longest reply, in tokens")
+        self.seed = int_spin_box(-1, 2**31 - 1, -1, "Fixed seed for repeatable sampling (-1 = random)")
         self.seed.setSpecialValueText("random")
         self.stop_strings = QPlainTextEdit()
         self.stop_strings.setPlaceholderText("One stop string per line")
@@ -63,21 +62,3 @@ class SamplingControls(QWidget):
             stop=stops,
             seed=None if self.seed.value() < 0 else self.seed.value(),
         )
-
-    @staticmethod
-    def _double(low: float, high: float, step: float, value: float, tip: str) -> QDoubleSpinBox:
-        box = QDoubleSpinBox()
-        box.setRange(low, high)
-        box.setSingleStep(step)
-        box.setDecimals(2)
-        box.setValue(value)
-        box.setToolTip(tip)
-        return box
-
-    @staticmethod
-    def _int(low: int, high: int, value: int, tip: str) -> QSpinBox:
-        box = QSpinBox()
-        box.setRange(low, high)
-        box.setValue(value)
-        box.setToolTip(tip)
-        return box
