@@ -3,6 +3,12 @@
 Knows nothing of Qt, users or SQLite; `console/` drives it and `ui/` draws it.
 """
 
+import os
+
+# Loads report progress through their callback; the console bars of the libraries underneath (the GGUF
+# converter's, read when tqdm is imported) would only be noise.
+os.environ.setdefault("TQDM_DISABLE", "1")
+
 from engine.engine import InferenceEngine
 from engine.errors import (
     DeviceUnavailable,

@@ -99,7 +99,6 @@ def _quiet_transformers() -> None:
     """Progress is reported through `progress`; transformers' own console bars would only be noise."""
     from transformers.utils import logging as transformers_logging
 
-    os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF converter's own bar
     transformers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()
 

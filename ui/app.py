@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
 from console.core import ConsoleCore
 from console.errors import ConsoleError
 from resources import resource_path
+from ui.account_dialogs import FirstAdminDialog, SignInDialog
 from ui.engine_adapter import EngineAdapter
 from ui.main_window import MainWindow
 
@@ -32,6 +33,11 @@ def run_app() -> int:
     except ConsoleError as error:  # the database is locked, damaged, or from a newer version
         QMessageBox.critical(None, "LLM Console cannot start", str(error))
         return 1
+    # There is no default account: the first start creates the administrator, later starts sign in.
+    dialog = FirstAdminDialog(core) if core.access.needs_first_admin() else SignInDialog(core)
+    if dialog.exec() != QDialog.DialogCode.Accepted:
+        core.shutdown()
+        return 0
     window = build_main_window(core)
     window.show()
     app.aboutToQuit.connect(window.shutdown)

@@ -126,7 +126,7 @@ class ChatPanel(QWidget):
         try:
             params = self.controls.params()
             request_id = self.adapter.chat(self.conversation.messages(), params)
-        except EngineError as error:
+        except (EngineError, ConsoleError) as error:
             self.conversation.drop_last_user_turn()
             self.show_notice(str(error))  # the typed text stays in the box
             return

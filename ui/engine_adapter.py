@@ -73,7 +73,7 @@ class EngineAdapter(ThreadRelay):
         def work() -> None:
             try:
                 value = self.core.measure_perplexity()
-            except EngineError as error:
+            except (EngineError, ConsoleError) as error:
                 self.emit_from_worker("perplexity_failed", str(error))
             except Exception as error:
                 self.emit_from_worker("perplexity_failed", f"Perplexity failed: {error}")

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.errors import ConsoleError
 from engine import EngineError, GenerationResult, LoadedModelInfo
 from engine.batching_settings import MAX_WAIT_CAP_MS
 from ui.engine_adapter import EngineAdapter
@@ -152,7 +153,7 @@ class EnginePanel(QWidget):
                 target_p99_ms=self.target_p99_ms.value(),
                 response_cache=self.response_cache.isChecked(),
             )
-        except EngineError as error:
+        except (EngineError, ConsoleError) as error:
             self.knob_error.setText(f"⚠ {error}")
             return
         self.knob_error.setText("")

@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 from PySide6.QtGui import QCloseEvent, QIcon
-from PySide6.QtWidgets import QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QStackedWidget,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from console.default_model import DEFAULT_MODEL_NAME
+from console.errors import ConsoleError
 from console.verified_loading import VersionLoadSpec
 from engine import LoadedModelInfo, ModelSpec
 from resources import resource_path
+from ui.account_dialogs import ChangePasswordDialog, SignInDialog
 from ui.alert_status import AlertStatus
+from ui.audit_view import AuditView
 from ui.chat_panel import ChatPanel
 from ui.engine_adapter import EngineAdapter
 from ui.engine_panel import EnginePanel
 from ui.model_bar import ModelBar
 from ui.models_panel import ModelsPanel
 from ui.registry_adapter import RegistryAdapter
+from ui.session_lock import IdleLock
+from ui.settings_view import SettingsView
 from ui.telemetry_adapter import TelemetryAdapter
 from ui.telemetry_panel import TelemetryPanel
 
@@ -41,13 +57,35 @@ class MainWindow(QMainWindow):
         self.telemetry = telemetry or TelemetryAdapter.for_core(adapter.core, self)  # samples from now on
         self.telemetry_panel = TelemetryPanel(self.telemetry)
         self.tabs.addTab(self.telemetry_panel, "Telemetry")
-        central = QWidget()
-        layout = QVBoxLayout(central)
+        self.settings_view = SettingsView(adapter.core)
+        self.tabs.addTab(self.settings_view, "Settings")
+        self.audit_view = AuditView(adapter.core)
+        self.tabs.addTab(self.audit_view, "Audit")
+        workspace = QWidget()
+        layout = QVBoxLayout(workspace)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.model_bar)
         layout.addWidget(self.tabs, 1)
-        self.setCentralWidget(central)
+        self.lock_page = QWidget()
+        lock_layout = QVBoxLayout(self.lock_page)
+        self.lock_message = QLabel("")
+        self.lock_message.setObjectName("emptyHint")
+        self.unlock_button = QPushButton("Unlock…")
+        self.unlock_button.setObjectName("primaryButton")
+        lock_layout.addStretch(1)
+        lock_layout.addWidget(self.lock_message)
+        lock_layout.addWidget(self.unlock_button)
+        lock_layout.addStretch(1)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(workspace)
+        self.pages.addWidget(self.lock_page)
+        self.setCentralWidget(self.pages)
+        self._build_account_menu()
+        self.idle_lock = IdleLock(adapter.core.settings.get("security.idle_lock_minutes"), parent=self)
+        QApplication.instance().installEventFilter(self.idle_lock)
+        self.idle_lock.locked.connect(self.lock_session)
+        self.unlock_button.clicked.connect(self.unlock)
         self.engine_status = QLabel("No model loaded")
         self.statusBar().addPermanentWidget(self.engine_status)
         self.alert_status = AlertStatus(self.telemetry)
@@ -71,7 +109,58 @@ class MainWindow(QMainWindow):
         self.session_label.setObjectName("sessionLabel")
         self.statusBar().addPermanentWidget(self.session_label)
         self._shut_down = False
+        self._locked_user: str | None = None
         self.apply_session()
+
+    # --- accounts ----------------------------------------------------------------------------------------
+    def _build_account_menu(self) -> None:
+        menu = self.menuBar().addMenu("&Account")
+        self.switch_user_action = QAction("Switch user…", self, triggered=self.switch_user)
+        self.change_password_action = QAction("Change password…", self, triggered=self.change_password)
+        self.lock_action = QAction("Lock now", self, shortcut=QKeySequence("Ctrl+Shift+L"), triggered=self.lock_session)
+        self.quit_action = QAction("Quit", self, shortcut=QKeySequence("Ctrl+Q"), triggered=self.close)
+        for action in (self.switch_user_action, self.change_password_action, self.lock_action):
+            menu.addAction(action)
+        menu.addSeparator()
+        menu.addAction(self.quit_action)
+
+    def switch_user(self, dialog: SignInDialog | None = None) -> bool:
+        """Sign in as someone else; the current session stays if the dialog is cancelled.
+        (A dialog passed in that was already accepted is used as it is: tests drive it without exec().)"""
+        core = self.adapter.core
+        previous = core.session
+        dialog = dialog or SignInDialog(core, parent=self)
+        if dialog.result() != QDialog.DialogCode.Accepted and dialog.exec() != QDialog.DialogCode.Accepted:
+            return False
+        if previous is not None and previous.user != core.session.user:
+            core.access.sign_out(previous, "switch user")
+        self.apply_session()
+        return True
+
+    def change_password(self) -> None:
+        ChangePasswordDialog(self.adapter.core, self).exec()
+
+    def lock_session(self) -> None:
+        """Hide the workspace and end the session; generation and sampling go on. Unlocking signs in again."""
+        core = self.adapter.core
+        if self.pages.currentWidget() is self.lock_page:
+            return
+        self._locked_user = core.session.user if core.session else None
+        core.sign_out("locked")
+        self.lock_message.setText(f"Locked. {self._locked_user or 'Someone'} must sign in again to continue.")
+        self.pages.setCurrentWidget(self.lock_page)
+        self.menuBar().setEnabled(False)
+        self.apply_session()
+
+    def unlock(self, dialog: SignInDialog | None = None) -> bool:
+        dialog = dialog or SignInDialog(self.adapter.core, locked_user=self._locked_user, parent=self)
+        if dialog.result() != QDialog.DialogCode.Accepted and dialog.exec() != QDialog.DialogCode.Accepted:
+            return False
+        self.pages.setCurrentIndex(0)
+        self.menuBar().setEnabled(True)
+        self.idle_lock.resume()
+        self.apply_session()
+        return True
 
     def apply_session(self) -> None:
         """Show and enable what the signed-in user may do. Convenience only: the services check again."""
@@ -105,6 +194,12 @@ class MainWindow(QMainWindow):
         self.tabs.setTabVisible(self.tabs.indexOf(self.telemetry_panel), can("metrics:view"))
         self.tabs.setTabVisible(self.tabs.indexOf(self.engine_panel), can("metrics:view") or can("engine:configure"))
         self.tabs.setTabVisible(self.tabs.indexOf(self.chat_panel), True)
+        self.tabs.setTabVisible(self.tabs.indexOf(self.settings_view), can("settings:view"))
+        self.tabs.setTabVisible(self.tabs.indexOf(self.audit_view), can("audit:view"))
+        if session is not None:
+            self.settings_view.refresh_for_session()
+            self.audit_view.refresh_for_session()
+            self.idle_lock.set_minutes(core.settings.get("security.idle_lock_minutes"))
 
     def _load(self, spec: ModelSpec) -> None:
         self.adapter.load(spec)
@@ -119,7 +214,11 @@ class MainWindow(QMainWindow):
         )
 
     def _unload(self) -> None:
-        self.adapter.unload()
+        try:
+            self.adapter.unload()
+        except ConsoleError as error:
+            self.model_bar.show_error(str(error), model_still_loaded=True)
+            return
         self.model_bar.show_unloaded()
         self.engine_status.setText("No model loaded")
 
@@ -141,6 +240,7 @@ class MainWindow(QMainWindow):
         """Stop generation and the engine thread; safe to call twice."""
         if not self._shut_down:
             self._shut_down = True
+            QApplication.instance().removeEventFilter(self.idle_lock)
             self.models_panel.shutdown()  # its hashing thread uses the database the core closes
             self.telemetry.shutdown()
             self.adapter.shutdown()
