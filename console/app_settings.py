@@ -68,8 +68,16 @@ def _host(value: Any) -> str:
 
 
 def _alert_rules(value: Any) -> list:
+    from console.telemetry.alerts import AlertRule
+    from console.telemetry.errors import TelemetryError
+
     if not isinstance(value, list) or not all(isinstance(rule, dict) for rule in value):
         raise InvalidSetting("must be a list of rules")
+    for rule in value:
+        try:
+            AlertRule(**rule).validate()
+        except (TypeError, TelemetryError) as error:
+            raise InvalidSetting(f"rule {rule.get('name', '?')!r} is invalid: {error}") from None
     return value
 
 

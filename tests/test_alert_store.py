@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from console.alert_store import AlertStore
 from console.telemetry.gpu_sampler import GpuSampler
 from tests.access_helpers import admin_core
@@ -30,6 +32,40 @@ def test_the_stored_telemetry_interval_applies_at_start(qtbot, tmp_path):
     adapter = TelemetryAdapter.for_core(core, gpu_sampler=GpuSampler(nvml=FakeNvml(FakeGpu())))
     try:
         assert adapter.service.interval_s == 2.5
+    finally:
+        adapter.shutdown()
+        core.shutdown()
+
+
+def test_edited_alert_rules_are_stored_and_used_at_the_next_start(qtbot, tmp_path):
+    import dataclasses
+
+    from console.telemetry.alerts import DEFAULT_RULES
+
+    core = admin_core(tmp_path / "data")
+    sampler = GpuSampler(nvml=FakeNvml(FakeGpu()))
+    adapter = TelemetryAdapter.for_core(core, gpu_sampler=sampler, interval_s=60)
+    stricter = [dataclasses.replace(DEFAULT_RULES[0], threshold=0.25)]
+    adapter.set_rules(stricter)
+    adapter.shutdown()
+    restarted = TelemetryAdapter.for_core(core, gpu_sampler=sampler, interval_s=60)
+    try:
+        assert [rule.threshold for rule in restarted.service.alerts.rules] == [0.25]
+    finally:
+        restarted.shutdown()
+        core.shutdown()
+
+
+def test_a_viewer_cannot_store_alert_rules(qtbot, tmp_path):
+    from console.access import PermissionDenied
+    from console.telemetry.alerts import DEFAULT_RULES
+    from tests.access_helpers import core_as
+
+    core = core_as(tmp_path / "data", "viewer")
+    adapter = TelemetryAdapter.for_core(core, gpu_sampler=GpuSampler(nvml=FakeNvml(FakeGpu())), interval_s=60)
+    try:
+        with pytest.raises(PermissionDenied, match="settings:edit"):
+            adapter.set_rules(list(DEFAULT_RULES[:1]))
     finally:
         adapter.shutdown()
         core.shutdown()

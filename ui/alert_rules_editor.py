@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.errors import ConsoleError
 from console.telemetry.alerts import ALERT_METRICS, CONDITIONS, DEFAULT_RULES, AlertRule
 from console.telemetry.errors import InvalidAlertRule
 from ui.telemetry_adapter import TelemetryAdapter
@@ -139,7 +140,7 @@ class AlertRulesEditor(QDialog):
     def apply(self) -> bool:
         try:
             self.telemetry.set_rules(self.rules())
-        except InvalidAlertRule as error:
+        except (InvalidAlertRule, ConsoleError) as error:  # ConsoleError: e.g. no permission to store them
             self.error.setText(f"⚠ {error}")
             return False
         self.error.setText("")

@@ -23,6 +23,7 @@ class TelemetryAdapter(ThreadRelay):
         super().__init__(parent)
         self.service = service
         self.exporter: PrometheusExporter | None = None
+        self.store_rules = None  # callable(rules) that saves them in the settings, set by for_core
         service.add_sample_listener(lambda frame: self.emit_from_worker("sampled", frame))
         service.add_alert_listener(lambda event: self.emit_from_worker("alert", event))
 
@@ -33,9 +34,16 @@ class TelemetryAdapter(ThreadRelay):
         The stored settings give the interval and whether /metrics is served; alerts are kept in the database."""
         from console.alert_store import AlertStore
 
+        import dataclasses
+
         options.setdefault("interval_s", core.settings.get("telemetry.interval_s"))
+        stored_rules = core.settings.get("alerts.rules")
+        if stored_rules:
+            options.setdefault("rules", [AlertRule(**rule) for rule in stored_rules])
         adapter = cls(TelemetryService(core.engine.snapshot, **options), parent)
         adapter.service.alert_log.sink = AlertStore(core.database).record
+        adapter.store_rules = lambda rules: core.settings.set(
+            core.session, "alerts.rules", [dataclasses.asdict(rule) for rule in rules])
         adapter.service.start()
         if core.settings.get("prometheus.enabled"):
             try:
@@ -49,6 +57,9 @@ class TelemetryAdapter(ThreadRelay):
         self.service.set_interval(interval_s)
 
     def set_rules(self, rules: list[AlertRule]) -> None:
+        """Apply rules; with a store (the window's core), they are saved first, which needs `settings:edit`."""
+        if self.store_rules is not None:
+            self.store_rules(rules)
         self.service.set_rules(rules)
 
     def start_prometheus(self, port: int, host: str = DEFAULT_HOST) -> str:
