@@ -214,3 +214,19 @@ def test_switching_to_a_viewer_hides_what_a_viewer_may_not_do(window):
     window.chat_panel.input.setPlainText("hello")
     window.chat_panel.send()  # even if a widget slipped through, the service refuses
     assert "may not chat with the model" in window.chat_panel.notice.text()
+
+
+def test_stored_engine_defaults_apply_to_a_new_window(qtbot, tmp_path):
+    core = admin_core(tmp_path / "data")
+    core.settings.set(core.session, "engine.precision", "int8")
+    core.settings.set(core.session, "engine.max_new_tokens", 99)
+    core.settings.set(core.session, "engine.max_batch_size", 3)
+    core.shutdown()
+    main_window = build_main_window(admin_core(tmp_path / "data"))
+    qtbot.addWidget(main_window)
+    try:
+        assert main_window.model_bar.precision_combo.currentText() == "int8"
+        assert main_window.chat_panel.controls.max_new_tokens.value() == 99
+        assert main_window.adapter.core.engine.settings.max_batch_size == 3
+    finally:
+        main_window.shutdown()

@@ -110,7 +110,16 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.session_label)
         self._shut_down = False
         self._locked_user: str | None = None
+        self._apply_stored_defaults()
         self.apply_session()
+
+    def _apply_stored_defaults(self) -> None:
+        """The engine defaults from the settings: precision and device of the next load, reply length."""
+        settings = self.adapter.core.settings
+        self.model_bar.precision_combo.setCurrentText(settings.get("engine.precision"))
+        if self.model_bar.device_combo.model().item(self.model_bar.device_combo.findText(settings.get("engine.device"))).isEnabled():
+            self.model_bar.device_combo.setCurrentText(settings.get("engine.device"))
+        self.chat_panel.controls.max_new_tokens.setValue(settings.get("engine.max_new_tokens"))
 
     # --- accounts ----------------------------------------------------------------------------------------
     def _build_account_menu(self) -> None:
