@@ -70,8 +70,11 @@ def materialize(path: Path, cache_dir: Path, progress: Callable[[float | None, s
     """Return a safetensors model folder for the GGUF file, converting it if the cache has none."""
     folder = cache_folder(path, cache_dir)
     if (folder / "config.json").exists():
-        progress(0.3, "Using converted copy from cache")
-        return folder
+        if copy_is_intact(folder):
+            progress(0.3, "Using converted copy from cache (checked)")
+            return folder
+        progress(None, "The converted copy in the cache was changed: converting again")
+        shutil.rmtree(folder, ignore_errors=True)
     check_gguf_header(path)
     architecture = gguf_architecture(path)
     check_gguf_architecture(path, architecture)
@@ -89,6 +92,7 @@ def materialize(path: Path, cache_dir: Path, progress: Callable[[float | None, s
     try:
         _save_dequantized(model, staging)
         tokenizer.save_pretrained(staging)
+        _write_checksums(staging)
         staging.chmod(0o755)
         os.replace(staging, folder)  # atomic: an interrupted conversion never looks complete
     except OSError as error:
@@ -111,3 +115,32 @@ def _save_dequantized(model, folder: Path) -> None:
     config.save_pretrained(folder)
     model.generation_config.save_pretrained(folder)
     save_model(model, str(folder / "model.safetensors"), metadata={"format": "pt"})
+
+
+CHECKSUMS_FILE = "converted.sha256"
+
+
+def _digest(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as handle:
+        for block in iter(lambda: handle.read(8 * 2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_checksums(folder: Path) -> None:
+    """Record the SHA-256 of every file of a converted copy, so a changed copy is never loaded."""
+    lines = [f"{_digest(file)}  {file.name}" for file in sorted(folder.iterdir()) if file.is_file()]
+    (folder / CHECKSUMS_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def copy_is_intact(folder: Path) -> bool:
+    """True when every file of the converted copy still has the SHA-256 recorded at conversion."""
+    try:
+        recorded = dict(
+            reversed(line.split("  ", 1)) for line in (folder / CHECKSUMS_FILE).read_text(encoding="utf-8").splitlines() if line
+        )
+        present = {file.name for file in folder.iterdir() if file.is_file() and file.name != CHECKSUMS_FILE}
+        return present == set(recorded) and all(_digest(folder / name) == digest for name, digest in recorded.items())
+    except (OSError, ValueError):
+        return False

@@ -38,7 +38,7 @@ def test_default_model_answers_paris_and_second_load_uses_the_cache(shared_data_
 
         reports = []
         core.load_model(core.default_model_spec(precision="fp32", device="cpu"), lambda f, m: reports.append(m))
-        assert "Using converted copy from cache" in reports
+        assert "Using converted copy from cache (checked)" in reports
     finally:
         core.shutdown()
 
@@ -64,3 +64,24 @@ def test_cli_chat_with_a_broken_model_prints_the_error_and_fails(tmp_path, share
     )
     assert completed.returncode == 1
     assert "error: broken.gguf is not a GGUF file" in completed.stderr
+
+
+def test_a_changed_converted_copy_is_converted_again(shared_data_dir, tmp_path):
+    from engine import InferenceEngine, ModelSpec
+    from engine.gguf_cache import cache_folder, copy_is_intact
+
+    engine = InferenceEngine(cache_dir=tmp_path / "cache")
+    try:
+        spec = ModelSpec(str(default_model_path()), precision="fp32", device="cpu")
+        engine.load(spec)
+        folder = cache_folder(default_model_path(), tmp_path / "cache")
+        assert copy_is_intact(folder)
+        with (folder / "config.json").open("a") as handle:
+            handle.write(" ")
+        assert not copy_is_intact(folder)
+        reports = []
+        engine.load(spec, lambda _f, message: reports.append(message))
+        assert "The converted copy in the cache was changed: converting again" in reports
+        assert copy_is_intact(folder)
+    finally:
+        engine.shutdown()
