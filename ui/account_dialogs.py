@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QLabel,
+    QLayout,
     QLineEdit,
     QVBoxLayout,
     QWidget,
@@ -27,7 +28,7 @@ class _AccountDialog(QDialog):
     def __init__(self, title: str, intro: str, ok_text: str, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle(title)
-        self.setMinimumWidth(420)
+        self.setMinimumWidth(480)
         self.intro = QLabel(intro)
         self.intro.setWordWrap(True)
         self.form = QFormLayout()
@@ -43,6 +44,7 @@ class _AccountDialog(QDialog):
         self.buttons.accepted.connect(self.submit)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)  # wrapped text never clipped
         layout.addWidget(self.intro)
         layout.addLayout(self.form)
         layout.addWidget(self.error)
@@ -51,6 +53,7 @@ class _AccountDialog(QDialog):
     def show_error(self, message: str) -> None:
         self.error.setText(f"⚠ {message}")
         self.error.setVisible(True)
+        self.adjustSize()
 
     def submit(self) -> None:
         try:
@@ -69,7 +72,8 @@ class FirstAdminDialog(_AccountDialog):
 
     def __init__(self, core, parent: QWidget | None = None):
         super().__init__("Create the administrator — LLM Console",
-                         "Welcome. Create the administrator account: it manages users, roles and settings.\n"
+                         "Welcome. Create the administrator account: it manages users, roles and settings. "
+                         "There is no default account.\n\n"
                          f"Password rules: {RULES}.", "Create administrator", parent)
         self.core = core
         self.user_name = QLineEdit()
