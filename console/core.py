@@ -7,7 +7,6 @@ signed-in session (`guard`). Every method that changes state checks the session'
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from console import paths

@@ -57,3 +57,25 @@ def tiny_engine(engine, tiny_model_dir):
 
     engine.load(ModelSpec(str(tiny_model_dir), precision="fp32", device="cpu"))
     return engine
+
+
+@pytest.fixture
+def admin_window(qtbot, tmp_path):
+    """The real main window, signed in as the test administrator, on a data directory of its own."""
+    from tests.access_helpers import admin_core
+    from ui.app import build_main_window
+
+    main_window = build_main_window(admin_core(tmp_path / "data"))
+    qtbot.addWidget(main_window)
+    main_window.show()
+    yield main_window
+    main_window.shutdown()
+
+
+@pytest.fixture
+def tiny_window(admin_window, qtbot, tiny_model_dir):
+    """The admin window with the tiny model loaded through the model bar."""
+    admin_window.model_bar.add_model_path(str(tiny_model_dir))
+    with qtbot.waitSignal(admin_window.adapter.load_finished, timeout=60_000):
+        admin_window.model_bar.load_button.click()
+    return admin_window

@@ -175,12 +175,8 @@ def test_idle_lock_fires_once_after_the_idle_minutes(qtbot):
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    main_window = build_main_window(admin_core(tmp_path / "data"))
-    qtbot.addWidget(main_window)
-    main_window.show()
-    yield main_window
-    main_window.shutdown()
+def window(admin_window):
+    return admin_window
 
 
 def signed_in_dialog(core, user, password, **options) -> SignInDialog:

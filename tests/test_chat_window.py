@@ -6,17 +6,11 @@ import pytest
 from PySide6.QtCore import Qt
 
 from engine import FinishReason
-from ui.app import build_main_window
-from tests.access_helpers import admin_core
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    main_window = build_main_window(admin_core(tmp_path / "data"))
-    qtbot.addWidget(main_window)
-    main_window.show()
-    yield main_window
-    main_window.shutdown()
+def window(admin_window):
+    return admin_window
 
 
 @pytest.fixture

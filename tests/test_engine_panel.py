@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from ui.app import build_main_window
-from tests.access_helpers import admin_core
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, tiny_model_dir):
-    main_window = build_main_window(admin_core(tmp_path / "data"))
-    qtbot.addWidget(main_window)
-    main_window.show()
-    main_window.model_bar.add_model_path(str(tiny_model_dir))
-    with qtbot.waitSignal(main_window.adapter.load_finished, timeout=60_000):
-        main_window.model_bar.load_button.click()
-    yield main_window
-    main_window.shutdown()
+def window(tiny_window):
+    return tiny_window
 
 
 def test_changing_knobs_in_the_panel_changes_the_engine_live(window):

@@ -8,8 +8,6 @@ from PySide6.QtCore import Qt
 from console.conversation import Conversation
 from console.conversations_store import ConversationStore
 from console.database import open_database
-from ui.app import build_main_window
-from tests.access_helpers import admin_core
 
 
 @pytest.fixture
@@ -63,15 +61,8 @@ def test_the_most_recent_conversation_is_listed_first_with_a_short_title(store):
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, tiny_model_dir):
-    main_window = build_main_window(admin_core(tmp_path / "data"))
-    qtbot.addWidget(main_window)
-    main_window.show()
-    main_window.model_bar.add_model_path(str(tiny_model_dir))
-    with qtbot.waitSignal(main_window.adapter.load_finished, timeout=60_000):
-        main_window.model_bar.load_button.click()
-    yield main_window
-    main_window.shutdown()
+def window(tiny_window):
+    return tiny_window
 
 
 def ask(qtbot, panel, text: str) -> None:

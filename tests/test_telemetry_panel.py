@@ -48,13 +48,6 @@ def panel(qtbot, telemetry):
     return widget
 
 
-def signed_in_core(data_dir) -> ConsoleCore:
-    """A core with its first administrator signed in: the main window's panels need a session."""
-    core = ConsoleCore(data_dir=data_dir)
-    core.create_first_admin("admin", "telemetry dashboard test")
-    return core
-
-
 def curve_values(panel, chart: str, series: str) -> list[float]:
     _x, y = panel.charts[chart].curves[series].getData()
     return [] if y is None else [float(v) for v in y]
