@@ -3,71 +3,21 @@ the password. Each calls the core on accept and closes only on success; errors s
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import (
-    QDialog,
-    QDialogButtonBox,
-    QFormLayout,
-    QLabel,
-    QLayout,
-    QLineEdit,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QDialogButtonBox, QLabel, QLineEdit, QPushButton, QWidget
 
 from console.errors import ConsoleError
 from console.passwords import RULES
+from ui.form_dialog import FormDialog, password_field
 
 
-def _password_field() -> QLineEdit:
-    field = QLineEdit()
-    field.setEchoMode(QLineEdit.EchoMode.Password)
-    return field
+def password_rules_hint() -> QLabel:
+    hint = QLabel(f"Password rules: {RULES}.")
+    hint.setObjectName("dialogHint")
+    hint.setWordWrap(True)
+    return hint
 
 
-class _AccountDialog(QDialog):
-    def __init__(self, title: str, intro: str, ok_text: str, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setWindowTitle(title)
-        self.setMinimumWidth(480)
-        self.intro = QLabel(intro)
-        self.intro.setWordWrap(True)
-        self.form = QFormLayout()
-        self.error = QLabel("")
-        self.error.setObjectName("chatNotice")
-        self.error.setWordWrap(True)
-        self.error.setVisible(False)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        self.ok_button.setText(ok_text)
-        self.ok_button.setObjectName("primaryButton")
-        self.ok_button.setDefault(True)
-        self.buttons.accepted.connect(self.submit)
-        self.buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)  # wrapped text never clipped
-        layout.addWidget(self.intro)
-        layout.addLayout(self.form)
-        layout.addWidget(self.error)
-        layout.addWidget(self.buttons)
-
-    def show_error(self, message: str) -> None:
-        self.error.setText(f"⚠ {message}")
-        self.error.setVisible(True)
-        self.adjustSize()
-
-    def submit(self) -> None:
-        try:
-            self.act()
-        except ConsoleError as error:
-            self.show_error(str(error))
-            return
-        self.accept()
-
-    def act(self) -> None:
-        raise NotImplementedError
-
-
-class FirstAdminDialog(_AccountDialog):
+class FirstAdminDialog(FormDialog):
     """First start: there is no account and no default password, so the administrator is created here."""
 
     def __init__(self, core, parent: QWidget | None = None):
@@ -76,49 +26,70 @@ class FirstAdminDialog(_AccountDialog):
                          "There is no default account.\n\n"
                          f"Password rules: {RULES}.", "Create administrator", parent)
         self.core = core
-        self.user_name = QLineEdit()
-        self.password = _password_field()
-        self.confirm = _password_field()
-        self.form.addRow("User name", self.user_name)
-        self.form.addRow("Password", self.password)
-        self.form.addRow("Password again", self.confirm)
+        self.user_name = self.add_field("User name", QLineEdit())
+        self.password = self.add_field("Password", password_field())
+        self.confirm = self.add_field("Password again", password_field())
+        self.user_name.setFocus()
 
     def act(self) -> None:
         if self.password.text() != self.confirm.text():
-            raise ConsoleError("The two passwords differ.")
+            raise ConsoleError("The two passwords differ; type the same password twice.")
         self.core.create_first_admin(self.user_name.text(), self.password.text())
 
 
-class SignInDialog(_AccountDialog):
-    """Sign in at start, to switch user, or to unlock a session locked after idle time (`locked_user`)."""
+class SignInDialog(FormDialog):
+    """Sign in at start, to switch user, or to unlock a session locked after idle time (`locked_user`).
 
-    def __init__(self, core, locked_user: str | None = None, parent: QWidget | None = None):
-        intro = (f"The session of {locked_user} was locked. Enter the password to continue, or sign in as another user."
-                 if locked_user else "Sign in to LLM Console.")
-        super().__init__("Sign in — LLM Console", intro, "Sign in", parent)
+    When unlocking, the name is filled in and fixed; "Switch user" frees it, so someone else can
+    take over the workstation without restarting the app."""
+
+    def __init__(self, core, title: str = "Sign in — LLM Console", locked_user: str | None = None,
+                 parent: QWidget | None = None):
+        intro = (f"The session of {locked_user} was locked after a period without input. "
+                 f"Enter {locked_user}'s password to continue." if locked_user else "Sign in to LLM Console.")
+        super().__init__(title, intro, "Sign in", parent)
         self.core = core
-        self.user_name = QLineEdit(locked_user or "")
-        self.password = _password_field()
-        self.form.addRow("User name", self.user_name)
-        self.form.addRow("Password", self.password)
+        self.locked_user = locked_user
+        self.user_name = self.add_field("User name", QLineEdit(locked_user or ""))
+        self.password = self.add_field("Password", password_field())
+        self.switch_user_button = QPushButton("Switch user")
+        self.switch_user_button.setToolTip("Sign in as another user; this session stays locked")
+        self.switch_user_button.setAutoDefault(False)  # Enter still signs in
+        self.switch_user_button.clicked.connect(self.switch_to_another_user)
+        self.buttons.addButton(self.switch_user_button, QDialogButtonBox.ButtonRole.ActionRole)
+        self.switch_user_button.setVisible(locked_user is not None)
+        self.user_name.setEnabled(locked_user is None)  # fixed, and visibly so, while unlocking
         (self.password if locked_user else self.user_name).setFocus()
+
+    def switch_to_another_user(self) -> None:
+        self.user_name.setEnabled(True)
+        self.user_name.clear()
+        self.password.clear()
+        self.error.setVisible(False)
+        self.intro.setText(f"The session of {self.locked_user} stays locked. Sign in as another user.")
+        self.switch_user_button.setVisible(False)
+        self.user_name.setFocus()
 
     def act(self) -> None:
         self.core.sign_in(self.user_name.text(), self.password.text())
 
+    def refused(self) -> None:
+        self.password.clear()
+        self.password.setFocus()
 
-class ChangePasswordDialog(_AccountDialog):
+
+class ChangePasswordDialog(FormDialog):
     def __init__(self, core, parent: QWidget | None = None):
-        super().__init__("Change password — LLM Console", f"Password rules: {RULES}.", "Change password", parent)
+        user = core.session.user if core.session else "you"
+        super().__init__("Change password — LLM Console", f"Change the password of {user}.", "Change password", parent)
         self.core = core
-        self.current = _password_field()
-        self.new = _password_field()
-        self.confirm = _password_field()
-        self.form.addRow("Current password", self.current)
-        self.form.addRow("New password", self.new)
-        self.form.addRow("New password again", self.confirm)
+        self.current = self.add_field("Current password", password_field())
+        self.new = self.add_field("New password", password_field())
+        self.confirm = self.add_field("New password again", password_field())
+        self.form.addRow(password_rules_hint())
+        self.current.setFocus()
 
     def act(self) -> None:
         if self.new.text() != self.confirm.text():
-            raise ConsoleError("The two new passwords differ.")
+            raise ConsoleError("The two new passwords differ; type the same new password twice.")
         self.core.access.change_password(self.core.session, self.current.text(), self.new.text())

@@ -1,4 +1,7 @@
-"""Locks the session after a period without keyboard or mouse input (the admin sets the minutes; 0 = never)."""
+"""Locks the session after a period without keyboard or mouse input (the admin sets the minutes; 0 = never).
+
+Install it as an event filter on the QApplication: every key press, click, wheel or mouse move counts as input.
+A timer checks every `check_interval_ms`; the clock is injectable so tests move time instead of waiting."""
 
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ _INPUT_EVENTS = {QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress, QEvent.Type
 class IdleLock(QObject):
     locked = Signal()
 
-    def __init__(self, minutes: float, clock: Callable[[], float] = time.monotonic, parent: QObject | None = None):
+    def __init__(self, minutes: float, clock: Callable[[], float] = time.monotonic, parent: QObject | None = None,
+                 check_interval_ms: int = 5_000):
         super().__init__(parent)
         self.clock = clock
         self.minutes = minutes
@@ -21,9 +25,10 @@ class IdleLock(QObject):
         self.active = True
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.check)
-        self.timer.start(5_000)
+        self.timer.start(check_interval_ms)
 
     def set_minutes(self, minutes: float) -> None:
+        """Change the limit live (the idle time so far counts against the new limit)."""
         self.minutes = minutes
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # installed on the QApplication

@@ -1,197 +1,241 @@
-"""User and role management, shown only with `users:manage` (the access service checks again)."""
+"""User and role management, shown only with `users:manage` (the access service checks again).
+
+Each change opens a small dialog that acts through `core.access` and stays open with the refusal shown
+inline (a weak password, a name taken, the last administrator); the tables refresh after every change."""
 
 from __future__ import annotations
 
+import datetime
+
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
-    QDialog,
-    QDialogButtonBox,
-    QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
-    QInputDialog,
     QLabel,
     QLineEdit,
     QMessageBox,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from console.errors import ConsoleError
-from console.passwords import RULES
 from console.permissions import PERMISSIONS
+from console.timestamps import local_time
+from ui.account_dialogs import password_rules_hint
+from ui.form_dialog import FormDialog, password_field
+from ui.record_table import fill, record_table
+
+DEFAULT_NEW_ROLE = "viewer"  # least privilege until the admin picks another
 
 
-def _table(headers: list[str]) -> QTableWidget:
-    table = QTableWidget(0, len(headers))
-    table.setHorizontalHeaderLabels(headers)
-    table.verticalHeader().setVisible(False)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.horizontalHeader().setStretchLastSection(True)
-    return table
+def _passwords_match(password: QLineEdit, confirm: QLineEdit) -> None:
+    if password.text() != confirm.text():
+        raise ConsoleError("The two passwords differ; type the same password twice.")
 
 
-class UserDialog(QDialog):
+class UserDialog(FormDialog):
     """New user: name, role, password twice."""
 
-    def __init__(self, roles: list[str], parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setWindowTitle("Create user")
-        self.name = QLineEdit()
-        self.role = QComboBox()
-        self.role.addItems(roles)
-        self.password = QLineEdit()
-        self.password.setEchoMode(QLineEdit.EchoMode.Password)
-        self.confirm = QLineEdit()
-        self.confirm.setEchoMode(QLineEdit.EchoMode.Password)
-        rules = QLabel(f"Password rules: {RULES}.")
-        rules.setWordWrap(True)
-        form = QFormLayout(self)
-        form.addRow("User name", self.name)
-        form.addRow("Role", self.role)
-        form.addRow("Password", self.password)
-        form.addRow("Password again", self.confirm)
-        form.addRow(rules)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+    def __init__(self, core, parent: QWidget | None = None):
+        super().__init__("Create user — LLM Console", "", "Create user", parent)
+        self.core = core
+        self.name = self.add_field("User name", QLineEdit())
+        self.role = self.add_field("Role", QComboBox())
+        self.role.addItems([role.name for role in core.access.roles()])
+        self.role.setCurrentText(DEFAULT_NEW_ROLE)
+        self.password = self.add_field("Password", password_field())
+        self.confirm = self.add_field("Password again", password_field())
+        self.form.addRow(password_rules_hint())
+
+    def act(self) -> None:
+        _passwords_match(self.password, self.confirm)
+        self.core.access.create_user(self.core.session, self.name.text(), self.password.text(), self.role.currentText())
 
 
-class RoleDialog(QDialog):
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setWindowTitle("Create role")
-        self.name = QLineEdit()
-        self.boxes = {name: QCheckBox(f"{name} — {text}") for name, text in PERMISSIONS.items()}
-        form = QFormLayout(self)
-        form.addRow("Role name", self.name)
-        for box in self.boxes.values():
-            form.addRow(box)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+class ChangeRoleDialog(FormDialog):
+    def __init__(self, core, user: str, current_role: str, parent: QWidget | None = None):
+        super().__init__(f"Change the role of {user} — LLM Console", f"{user} currently has the role {current_role}.", "Change role", parent)
+        self.core, self.user = core, user
+        self.role = self.add_field("New role", QComboBox())
+        self.role.addItems([role.name for role in core.access.roles()])
+        self.role.setCurrentText(current_role)
+
+    def act(self) -> None:
+        self.core.access.set_role(self.core.session, self.user, self.role.currentText())
+
+
+class ResetPasswordDialog(FormDialog):
+    def __init__(self, core, user: str, parent: QWidget | None = None):
+        super().__init__(f"Reset the password of {user} — LLM Console",
+                         f"Choose a new password for {user} and tell them in person. This also unlocks the account.",
+                         "Reset password", parent)
+        self.core, self.user = core, user
+        self.password = self.add_field("New password", password_field())
+        self.confirm = self.add_field("New password again", password_field())
+        self.form.addRow(password_rules_hint())
+
+    def act(self) -> None:
+        _passwords_match(self.password, self.confirm)
+        self.core.access.reset_password(self.core.session, self.user, self.password.text())
+
+
+class RoleDialog(FormDialog):
+    """New role: a name, a description and the permissions it grants."""
+
+    def __init__(self, core, parent: QWidget | None = None):
+        super().__init__("Create role — LLM Console", "", "Create role", parent)
+        self.core = core
+        self.name = self.add_field("Role name", QLineEdit())
+        self.description = self.add_field("Description", QLineEdit())
+        self.description.setPlaceholderText("optional: what people with this role do")
+        self.boxes: dict[str, QCheckBox] = {}
+        for name, text in PERMISSIONS.items():
+            box = QCheckBox(name)
+            box.setToolTip(text)
+            hint = QLabel(text)
+            hint.setObjectName("dialogHint")
+            self.boxes[name] = box
+            self.form.addRow(box, hint)
 
     def permissions(self) -> set[str]:
         return {name for name, box in self.boxes.items() if box.isChecked()}
+
+    def act(self) -> None:
+        self.core.access.create_role(self.core.session, self.name.text(), self.permissions(), self.description.text())
+
+
+def _status(locked_until: float | None) -> str:
+    if locked_until and locked_until > datetime.datetime.now().timestamp():
+        return "locked until " + datetime.datetime.fromtimestamp(locked_until).strftime("%H:%M:%S")
+    return "active"
 
 
 class UsersView(QGroupBox):
     def __init__(self, core, parent: QWidget | None = None):
         super().__init__("Users and roles", parent)
         self.core = core
-        self.users = _table(["User", "Role", "Created", "By"])
-        self.roles = _table(["Role", "Kind", "Permissions"])
+        self.users = record_table(["User", "Role", "Created", "Created by", "Status"])
+        self.roles = record_table(["Role", "Kind", "Description", "Permissions"])
         self.create_button = QPushButton("Create user…")
         self.role_button = QPushButton("Change role…")
         self.reset_button = QPushButton("Reset password…")
-        self.delete_button = QPushButton("Delete user")
+        self.delete_button = QPushButton("Delete user…")
         self.create_role_button = QPushButton("Create role…")
         self.message = QLabel("")
         self.message.setWordWrap(True)
-        buttons = QHBoxLayout()
+        self.message.setVisible(False)
+        user_buttons = QHBoxLayout()
         for button in (self.create_button, self.role_button, self.reset_button, self.delete_button):
-            buttons.addWidget(button)
-        buttons.addStretch(1)
-        buttons.addWidget(self.create_role_button)
+            user_buttons.addWidget(button)
+        user_buttons.addStretch(1)
+        role_buttons = QHBoxLayout()
+        role_buttons.addWidget(self.create_role_button)
+        role_buttons.addStretch(1)
+        roles_title = QLabel("Roles")
+        roles_title.setObjectName("sectionTitle")
         layout = QVBoxLayout(self)
         layout.addWidget(self.users)
-        layout.addLayout(buttons)
+        layout.addLayout(user_buttons)
         layout.addWidget(self.message)
-        layout.addWidget(QLabel("Roles"))
+        layout.addSpacing(6)
+        layout.addWidget(roles_title)
         layout.addWidget(self.roles)
-        self.users.setMinimumHeight(140)
-        self.roles.setMinimumHeight(160)
-        self.create_button.clicked.connect(self.create_user)
-        self.role_button.clicked.connect(self.change_role)
-        self.reset_button.clicked.connect(self.reset_password)
-        self.delete_button.clicked.connect(self.delete_user)
-        self.create_role_button.clicked.connect(self.create_role)
+        layout.addLayout(role_buttons)
+        # a role's permissions wrap onto more lines rather than being cut off; one-line rows keep their height
+        self.roles.verticalHeader().setMinimumSectionSize(self.users.verticalHeader().defaultSectionSize())
+        self.roles.horizontalHeader().sectionResized.connect(lambda *_: self.roles.resizeRowsToContents())
+        self.users.setMinimumHeight(150)
+        self.roles.setMinimumHeight(170)
+        self.create_button.clicked.connect(lambda: self.new_user_dialog().exec())
+        self.role_button.clicked.connect(lambda: self._exec(self.change_role_dialog()))
+        self.reset_button.clicked.connect(lambda: self._exec(self.reset_password_dialog()))
+        self.delete_button.clicked.connect(lambda: self.delete_user())
+        self.create_role_button.clicked.connect(lambda: self.new_role_dialog().exec())
+        self.users.itemSelectionChanged.connect(self._update_buttons)
+        self._update_buttons()
 
     def refresh_for_session(self) -> None:
-        self.setVisible(self.core.can("users:manage"))
-        if not self.core.can("users:manage"):
+        allowed = self.core.can("users:manage")
+        self.setVisible(allowed)
+        if not allowed:
+            self.users.setRowCount(0)  # nothing of the last admin's view stays behind a user switch
+            self.roles.setRowCount(0)
             return
+        selected = self.selected_user()
         users = self.core.access.users(self.core.session)
-        self.users.setRowCount(len(users))
+        fill(self.users, [(u.name, u.role, local_time(u.created_at), u.created_by, _status(u.locked_until)) for u in users])
+        fill(self.roles, [(r.name, "built-in" if r.builtin else "custom", r.description, ", ".join(sorted(r.permissions)))
+                          for r in self.core.access.roles()])
+        self.roles.resizeRowsToContents()
         for row, user in enumerate(users):
-            for column, text in enumerate((user.name, user.role, user.created_at[:19].replace("T", " "), user.created_by)):
-                self.users.setItem(row, column, QTableWidgetItem(text))
-        roles = self.core.access.roles()
-        self.roles.setRowCount(len(roles))
-        for row, role in enumerate(roles):
-            for column, text in enumerate((role.name, "built-in" if role.builtin else "custom", ", ".join(sorted(role.permissions)))):
-                self.roles.setItem(row, column, QTableWidgetItem(text))
+            if user.name == selected:
+                self.users.selectRow(row)
+        self._update_buttons()
 
     def selected_user(self) -> str | None:
-        row = self.users.currentRow()
-        return self.users.item(row, 0).text() if row >= 0 else None
+        rows = self.users.selectionModel().selectedRows()
+        return self.users.item(rows[0].row(), 0).text() if rows else None
 
-    def _run(self, action, success: str) -> bool:
-        try:
-            action()
-        except ConsoleError as error:
-            self.message.setText(f"⚠ {error}")
-            self.message.setObjectName("chatNotice")
-            self.message.style().polish(self.message)
-            return False
-        self.message.setText(success)
-        self.message.setObjectName("")
+    def _selected_role(self) -> str:
+        return self.users.item(self.users.selectionModel().selectedRows()[0].row(), 1).text()
+
+    def _update_buttons(self) -> None:
+        chosen = self.selected_user() is not None
+        for button in (self.role_button, self.reset_button, self.delete_button):
+            button.setEnabled(chosen)
+
+    def show_message(self, text: str, error: bool = False) -> None:
+        self.message.setText(f"⚠ {text}" if error else text)
+        self.message.setObjectName("chatNotice" if error else "dialogHint")
+        self.message.style().unpolish(self.message)
         self.message.style().polish(self.message)
-        self.refresh_for_session()
-        return True
+        self.message.setVisible(True)
+
+    # --- dialogs: each refreshes the tables once it has succeeded ----------------------------------------
+    def _after(self, dialog: FormDialog, success) -> FormDialog:
+        dialog.accepted.connect(lambda: (self.refresh_for_session(), self.show_message(success())))
+        return dialog
+
+    def _exec(self, dialog: FormDialog | None) -> None:
+        if dialog is not None:
+            dialog.exec()
 
     def new_user_dialog(self) -> UserDialog:
-        return UserDialog([role.name for role in self.core.access.roles()], self)
+        dialog = UserDialog(self.core, self)
+        return self._after(dialog, lambda: f"Created {dialog.name.text().strip()} ({dialog.role.currentText()}).")
 
-    def create_user(self) -> None:
-        dialog = self.new_user_dialog()
-        if dialog.exec() == QDialog.DialogCode.Accepted:
-            self.submit_new_user(dialog)
-
-    def submit_new_user(self, dialog: UserDialog) -> bool:
-        def act():
-            if dialog.password.text() != dialog.confirm.text():
-                raise ConsoleError("The two passwords differ.")
-            self.core.access.create_user(self.core.session, dialog.name.text(), dialog.password.text(), dialog.role.currentText())
-
-        return self._run(act, f"Created {dialog.name.text()} ({dialog.role.currentText()}).")
-
-    def change_role(self) -> None:
+    def change_role_dialog(self) -> ChangeRoleDialog | None:
         name = self.selected_user()
         if name is None:
-            return
-        role, ok = QInputDialog.getItem(self, "Change role", f"New role for {name}", [r.name for r in self.core.access.roles()], 0, False)
-        if ok:
-            self._run(lambda: self.core.access.set_role(self.core.session, name, role), f"{name} is now {role}.")
+            return None
+        dialog = ChangeRoleDialog(self.core, name, self._selected_role(), self)
+        return self._after(dialog, lambda: f"{name} is now {dialog.role.currentText()}.")
 
-    def reset_password(self) -> None:
+    def reset_password_dialog(self) -> ResetPasswordDialog | None:
         name = self.selected_user()
         if name is None:
-            return
-        password, ok = QInputDialog.getText(self, "Reset password", f"New password for {name}\n({RULES})", QLineEdit.EchoMode.Password)
-        if ok:
-            self._run(lambda: self.core.access.reset_password(self.core.session, name, password), f"Password of {name} changed.")
+            return None
+        return self._after(ResetPasswordDialog(self.core, name, self), lambda: f"The password of {name} was reset.")
 
-    def delete_user(self, confirm: bool = True) -> None:
+    def new_role_dialog(self) -> RoleDialog:
+        dialog = RoleDialog(self.core, self)
+        return self._after(dialog, lambda: f"Created role {dialog.name.text().strip()}.")
+
+    def delete_user(self, confirm: bool = True) -> bool:
         name = self.selected_user()
         if name is None:
-            return
-        if confirm and QMessageBox.question(self, "Delete user", f"Delete {name}? This cannot be undone.") != QMessageBox.StandardButton.Yes:
-            return
-        self._run(lambda: self.core.access.delete_user(self.core.session, name), f"Deleted {name}.")
-
-    def create_role(self) -> None:
-        dialog = RoleDialog(self)
-        if dialog.exec() == QDialog.DialogCode.Accepted:
-            self._run(lambda: self.core.access.create_role(self.core.session, dialog.name.text(), dialog.permissions()),
-                      f"Created role {dialog.name.text()}.")
+            return False
+        if confirm and QMessageBox.question(
+            self, "Delete user", f"Delete {name}? They can no longer sign in; their audit entries stay."
+        ) != QMessageBox.StandardButton.Yes:
+            return False
+        try:
+            self.core.access.delete_user(self.core.session, name)
+        except ConsoleError as error:
+            self.show_message(str(error), error=True)
+            return False
+        self.refresh_for_session()
+        self.show_message(f"Deleted {name}.")
+        return True
