@@ -59,6 +59,7 @@ class BenchReport:
     precision: str
     device: str
     new_tokens: int
+    decoder: str = ""  # the engine's forward pass (lean or transformers)
     engine_runs: list[EngineRun] = field(default_factory=list)
     baselines: list[BaselineRun] = field(default_factory=list)
     join_ttft_idle_s: float | None = None
@@ -70,7 +71,8 @@ class BenchReport:
 
     def format_table(self) -> str:
         lines = [
-            f"Model {self.model} · {self.precision} · {self.device} · {self.new_tokens} new tokens per request",
+            f"Model {self.model} · {self.precision} · {self.device} · {self.new_tokens} new tokens per request"
+            + (f" · {self.decoder} forward pass" if self.decoder else ""),
             "",
             f"{'concurrency':>11} {'tok/s':>8} {'TTFT p50':>9} {'TTFT p99':>9} {'lat p50':>8} {'lat p99':>8} {'peak mem':>9}",
         ]
@@ -242,6 +244,7 @@ def run_benchmark(
     result = BenchReport(model=info.name, precision=info.precision, device=info.device, new_tokens=new_tokens)
     report("warming up")
     engine.generate(GenerationRequest(messages=_chat("Warm-up."), params=_params(4)))
+    result.decoder = engine.snapshot().decoder
     for level in levels:
         report(f"engine, concurrency {level}")
         result.engine_runs.append(run_engine_level(engine, level, new_tokens, info.device))

@@ -11,6 +11,7 @@ from console.errors import ConsoleError
 from console.models_cli import add_models_parser, chat_load_target, run_models
 from engine import EngineError, ModelSpec, SamplingParams
 from engine.devices import DEVICES, PRECISIONS
+from engine.scheduler import COMPILE_MODES
 from engine.request import GenerationFailed
 
 GuiLauncher = Callable[[argparse.Namespace], int]
@@ -52,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-baselines", action="store_true", help="skip the Hugging Face and llama.cpp baselines")
     bench.add_argument("--max-wait-ms", type=float, help="engine knob: how long an idle engine waits to fill a batch")
     bench.add_argument("--max-prefill-tokens", type=int, help="engine knob: prompt tokens prefilled per step")
+    bench.add_argument("--decoder", choices=("lean", "transformers"), default="lean",
+                       help="forward pass: the lean decoder (default; Llama-family models) or transformers' own")
+    bench.add_argument("--compile", choices=COMPILE_MODES,
+                       help="torch.compile the lean decode step (default: the engine.compile setting, auto = GPU only)")
     bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     add_models_parser(commands)
     add_admin_parsers(commands)
@@ -116,6 +121,8 @@ def run_bench(args: argparse.Namespace, core) -> int:
     except ValueError:
         print(f"error: --concurrency takes positive whole numbers separated by commas (got {args.concurrency!r})", file=sys.stderr)
         return 2
+    core.engine.lean_decoder = args.decoder == "lean"
+    core.compile_override = args.compile
     try:
         gguf_path = None
         if args.random_model:
@@ -123,6 +130,7 @@ def run_bench(args: argparse.Namespace, core) -> int:
             tokenizer = core.engine.run_on_model(lambda loaded: loaded.tokenizer)
             core.unload_model()
             print(f"[model] random {args.random_model} (tokenizer of {default.name})", file=sys.stderr)
+            core.engine.compile_decode = args.compile or core.settings.get("engine.compile")
             core.engine.load_random(args.random_model, tokenizer, args.device, args.precision)
         else:
             spec = (ModelSpec(args.model, precision=args.precision, device=args.device) if args.model

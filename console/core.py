@@ -45,6 +45,7 @@ class ConsoleCore:
         cache = self.data_dir / "cache"
         cache.mkdir(parents=True, exist_ok=True)
         self.engine = InferenceEngine(cache_dir=cache, settings=self._engine_settings())
+        self.compile_override: str | None = None  # `bench --compile` sets it for its own run; else the setting
 
     def _engine_settings(self) -> BatchingSettings:
         return BatchingSettings(
@@ -94,12 +95,14 @@ class ConsoleCore:
         )
 
     def _audited_load(self, target: str, precision: str, device: str, load) -> LoadedModelInfo:
+        self.engine.compile_decode = self.compile_override or self.settings.get("engine.compile")
         try:
             info = load()
         except Exception as error:
             self.guard.record("model.load", target, "failed", precision=precision, device=device, error=str(error))
             raise
-        self.guard.record("model.load", info.name, precision=info.precision, device=info.device, path=info.path)
+        self.guard.record("model.load", info.name, precision=info.precision, device=info.device, path=info.path,
+                          decoder=self.engine.snapshot().decoder)
         return info
 
     def load(self, target: ModelSpec | VersionLoadSpec, progress: ProgressCallback | None = None) -> LoadedModelInfo:

@@ -15,9 +15,10 @@ from engine.scheduler import Scheduler
 
 
 class InferenceEngine:
-    def __init__(self, cache_dir: Path, settings: BatchingSettings | None = None):
+    def __init__(self, cache_dir: Path, settings: BatchingSettings | None = None, lean_decoder: bool = True):
+        """`lean_decoder=False` runs every model on transformers' own forward pass (to compare the two)."""
         self.cache_dir = Path(cache_dir)
-        self._scheduler = Scheduler(settings)
+        self._scheduler = Scheduler(settings, lean_decoder)
         self._load_lock = threading.Lock()
 
     @property
@@ -28,6 +29,28 @@ class InferenceEngine:
     @property
     def loading(self) -> bool:
         return self._load_lock.locked()
+
+    @property
+    def lean_decoder(self) -> bool:
+        """Run Llama-family models on the lean decoder (engine/lean_decoder.py); a change applies at the next load."""
+        return self._scheduler.lean_decoder
+
+    @lean_decoder.setter
+    def lean_decoder(self, value: bool) -> None:
+        self._scheduler.lean_decoder = bool(value)
+
+    @property
+    def compile_decode(self) -> str:
+        """"auto" (compile on a GPU), "on" or "off": torch.compile for the lean decode step, from the next load."""
+        return self._scheduler.compile_decode
+
+    @compile_decode.setter
+    def compile_decode(self, mode: str) -> None:
+        from engine.scheduler import COMPILE_MODES
+
+        if mode not in COMPILE_MODES:
+            raise InvalidRequest(f"Compile mode must be one of {', '.join(COMPILE_MODES)} (got {mode!r}).")
+        self._scheduler.compile_decode = mode
 
     @property
     def settings(self) -> BatchingSettings:

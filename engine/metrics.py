@@ -73,6 +73,7 @@ class EngineSnapshot:
     latency_sum: float
     kv_cache_tokens: int = 0
     oom_backoffs: int = 0
+    decoder: str = ""  # which forward pass runs (engine/model_runner.py)
 
 
 class EngineMetrics:

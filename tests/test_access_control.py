@@ -263,3 +263,19 @@ def test_audit_log_is_append_only_through_the_service(tmp_path):
         assert not hasattr(log, "delete") and not hasattr(log, "update")
     finally:
         core.shutdown()
+
+
+def test_the_compile_setting_applies_at_the_next_load_and_the_audit_names_the_forward_pass(tmp_path, tiny_model_dir):
+    import json
+
+    core = admin_core(tmp_path / "data")
+    try:
+        core.settings.set(core.session, "engine.compile", "off")
+        core.load_model(ModelSpec(str(tiny_model_dir), precision="fp32", device="cpu"))
+        assert core.engine.compile_decode == "off"
+        loaded = core.audit_entries(action="model.load")[-1]
+        assert json.loads(loaded.details)["decoder"] == "lean"
+        with pytest.raises(InvalidSetting, match="choose one of auto, on, off"):
+            core.settings.set(core.session, "engine.compile", "always")
+    finally:
+        core.shutdown()

@@ -28,6 +28,7 @@ def test_figures_show_finished_requests_after_a_reply(window, qtbot):
         chat.send()
     window.engine_panel.refresh()
     assert window.engine_panel.figures["requests"].text() == "1 / 0 / 0"
+    assert window.engine_panel.figures["decoder"].text() == "lean"  # the tiny Llama runs on the lean decoder
     assert window.engine_panel.quality_table.item(0, 4).text() != "–"
 
 

@@ -7,7 +7,16 @@ import threading
 import pytest
 import torch
 
-from engine import EngineBusy, FinishReason, GenerationRequest, InvalidRequest, SamplingParams
+from engine import EngineBusy, FinishReason, GenerationRequest, InferenceEngine, InvalidRequest, ModelSpec, SamplingParams
+
+
+@pytest.fixture(params=["lean", "transformers"])
+def tiny_engine(request, tmp_path, tiny_model_dir):
+    """Every batching behaviour holds on both forward passes: the lean decoder and transformers' own."""
+    engine = InferenceEngine(cache_dir=tmp_path / "cache", lean_decoder=request.param == "lean")
+    engine.load(ModelSpec(str(tiny_model_dir), precision="fp32", device="cpu"))
+    yield engine
+    engine.shutdown()
 
 
 def chat(text: str) -> list[dict[str, str]]:
@@ -140,3 +149,47 @@ def test_snapshot_reports_queue_batch_and_percentiles(tiny_engine):
     assert snapshot.ttft_p50 is not None and snapshot.latency_p99 >= snapshot.latency_p50
     assert snapshot.waiting == 0 and snapshot.running == 0
     assert snapshot.latency_histogram[-1] == (float("inf"), 3)
+
+
+def test_snapshot_names_the_forward_pass(tiny_engine):
+    expected = "lean" if tiny_engine._scheduler.lean_decoder else "transformers (batched)"
+    assert tiny_engine.snapshot().decoder == expected
+
+
+def test_both_forward_passes_give_the_same_greedy_text(tmp_path, tiny_model_dir):
+    prompts = ["hello", "the capital of France is", "batching many requests " * 5]
+    texts = {}
+    for lean in (True, False):
+        engine = InferenceEngine(cache_dir=tmp_path / "cache", lean_decoder=lean)
+        try:
+            engine.load(ModelSpec(str(tiny_model_dir), precision="fp32", device="cpu"))
+            handles = [engine.submit(GenerationRequest(messages=chat(p), params=greedy(25))) for p in prompts]
+            texts[lean] = [h.result(timeout=30).text for h in handles]
+        finally:
+            engine.shutdown()
+    assert texts[True] == texts[False]
+    assert all(texts[True])
+
+
+def test_a_failed_compile_falls_back_to_the_uncompiled_decoder_with_a_notice(tmp_path, tiny_model_dir, monkeypatch):
+    from engine import lean_decoder
+
+    def no_compiler(self, max_rows=8):
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nmore detail")
+
+    monkeypatch.setattr(lean_decoder.LeanDecoder, "warm_up", no_compiler)
+    engine = InferenceEngine(cache_dir=tmp_path / "cache")
+    engine.compile_decode = "on"
+    try:
+        engine.load(ModelSpec(str(tiny_model_dir), precision="fp32", device="cpu"))
+        assert engine.snapshot().decoder == "lean"
+        assert engine.notices()[-1][1] == ("Compiling the decode step failed, so it runs uncompiled: "
+                                           "InvalidCxxCompiler: No working C++ compiler found")
+        assert engine.generate(GenerationRequest(messages=chat("still works"), params=greedy(5)), timeout=30).completion_tokens == 5
+    finally:
+        engine.shutdown()
+
+
+def test_compile_mode_is_validated(engine):
+    with pytest.raises(InvalidRequest, match="Compile mode must be one of auto, on, off"):
+        engine.compile_decode = "sometimes"

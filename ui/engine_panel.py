@@ -78,7 +78,7 @@ class EnginePanel(QWidget):
             ("waiting", "Waiting"), ("running", "Running"), ("occupancy", "Batch occupancy"),
             ("decode", "Generated tok/s"), ("prefill", "Prefill tok/s"), ("ttft", "TTFT p50 / p99"),
             ("latency", "Latency p50 / p99"), ("kv", "KV cache"), ("requests", "Finished / failed / cancelled"),
-            ("oom", "Out-of-memory back-offs"),
+            ("oom", "Out-of-memory back-offs"), ("decoder", "Forward pass"),
         ]
         for row, (key, title) in enumerate(names):
             grid.addWidget(QLabel(title), row, 0)
@@ -172,6 +172,9 @@ class EnginePanel(QWidget):
         figures["kv"].setText(f"{snapshot.kv_cache_tokens:,} token slots")
         figures["requests"].setText(f"{snapshot.requests_finished} / {snapshot.requests_failed} / {snapshot.requests_cancelled}")
         figures["oom"].setText(str(snapshot.oom_backoffs))
+        figures["decoder"].setText(snapshot.decoder or "–")
+        figures["decoder"].setToolTip("lean: the engine's own forward pass for Llama-family models; compiled: through "
+                                      "torch.compile (the engine.compile setting). Others run transformers' forward.")
         if snapshot.max_batch_size != self.max_batch_size.value():  # adaptive mode or an OOM back-off moved it
             self.max_batch_size.blockSignals(True)
             self.max_batch_size.setValue(snapshot.max_batch_size)

@@ -25,10 +25,11 @@ from console.app_settings import SETTINGS, SettingSpec
 from console.errors import ConsoleError
 from engine.batching_settings import MAX_WAIT_CAP_MS
 from engine.devices import DEVICES, PRECISIONS
+from engine.scheduler import COMPILE_MODES
 from ui.spin_boxes import double_spin_box, int_spin_box
 from ui.users_view import UsersView
 
-_CHOICES = {"engine.device": DEVICES, "engine.precision": PRECISIONS, "prometheus.host": ("127.0.0.1", "::1", "localhost", "0.0.0.0")}
+_CHOICES = {"engine.device": DEVICES, "engine.precision": PRECISIONS, "engine.compile": COMPILE_MODES, "prometheus.host": ("127.0.0.1", "::1", "localhost", "0.0.0.0")}
 _RANGES = {  # the widget's range and unit; the settings store validates again
     "engine.max_batch_size": (1, 1024, " requests"), "engine.max_wait_ms": (0, MAX_WAIT_CAP_MS, " ms"),
     "engine.max_new_tokens": (1, 32768, " tokens"), "telemetry.interval_s": (0.1, 60, " s"),
