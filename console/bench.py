@@ -244,6 +244,10 @@ def run_benchmark(
     result = BenchReport(model=info.name, precision=info.precision, device=info.device, new_tokens=new_tokens)
     report("warming up")
     engine.generate(GenerationRequest(messages=_chat("Warm-up."), params=_params(4)))
+    if engine.snapshot().decoder.endswith("compiling"):
+        report("waiting for the decode step to finish compiling")
+        while engine.snapshot().decoder.endswith("compiling"):
+            time.sleep(0.2)
     result.decoder = engine.snapshot().decoder
     for level in levels:
         report(f"engine, concurrency {level}")

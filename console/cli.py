@@ -70,6 +70,7 @@ def run_chat(args: argparse.Namespace, core) -> int:
             print(f"[{percent}] {message}", file=sys.stderr, flush=True)
 
     handle = None
+    core.compile_override = "off"  # one answer and exit: a background compile would not finish in time to help
     try:
         info = core.load(chat_load_target(core, args.model, args.precision, args.device, args.quiet), report)
         if not args.quiet:

@@ -7,6 +7,7 @@ signed-in session (`guard`). Every method that changes state checks the session'
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from console import paths
@@ -45,7 +46,8 @@ class ConsoleCore:
         cache = self.data_dir / "cache"
         cache.mkdir(parents=True, exist_ok=True)
         self.engine = InferenceEngine(cache_dir=cache, settings=self._engine_settings())
-        self.compile_override: str | None = None  # `bench --compile` sets it for its own run; else the setting
+        # `bench --compile` and the one-shot `chat` set it for their own run; else LLM_CONSOLE_COMPILE, else the setting
+        self.compile_override: str | None = None
 
     def _engine_settings(self) -> BatchingSettings:
         return BatchingSettings(
@@ -95,7 +97,8 @@ class ConsoleCore:
         )
 
     def _audited_load(self, target: str, precision: str, device: str, load) -> LoadedModelInfo:
-        self.engine.compile_decode = self.compile_override or self.settings.get("engine.compile")
+        self.engine.compile_decode = (self.compile_override or os.environ.get("LLM_CONSOLE_COMPILE")
+                                      or self.settings.get("engine.compile"))
         try:
             info = load()
         except Exception as error:

@@ -15,10 +15,12 @@ from engine.scheduler import Scheduler
 
 
 class InferenceEngine:
-    def __init__(self, cache_dir: Path, settings: BatchingSettings | None = None, lean_decoder: bool = True):
-        """`lean_decoder=False` runs every model on transformers' own forward pass (to compare the two)."""
+    def __init__(self, cache_dir: Path, settings: BatchingSettings | None = None, lean_decoder: bool = True,
+                 compile_decode: str = "auto"):
+        """`lean_decoder=False` runs every model on transformers' own forward pass (to compare the two);
+        `compile_decode` is "auto", "on" or "off" (see `compile_decode`)."""
         self.cache_dir = Path(cache_dir)
-        self._scheduler = Scheduler(settings, lean_decoder)
+        self._scheduler = Scheduler(settings, lean_decoder, compile_decode)
         self._load_lock = threading.Lock()
 
     @property
@@ -41,7 +43,8 @@ class InferenceEngine:
 
     @property
     def compile_decode(self) -> str:
-        """"auto" (compile on a GPU), "on" or "off": torch.compile for the lean decode step, from the next load."""
+        """torch.compile for the lean decode step, from the next load: "on", "off" or "auto" (on a GPU, and on
+        a CPU with a C++ compiler). A GPU compiles while loading; a CPU compiles in the background."""
         return self._scheduler.compile_decode
 
     @compile_decode.setter

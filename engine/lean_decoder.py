@@ -2,30 +2,38 @@
 
 Transformers' forward pass is general: it builds masks, walks cache objects and passes keyword arguments
 through every layer. For the families whose layers are plain "RMSNorm, rotary attention, gated MLP"
-(Llama, Mistral without a sliding window, Qwen2) this module runs the same weights with none of that:
-the query/key/value projections and the gate/up projections are fused into one matmul each (the model's
-own modules are re-pointed at views of the fused weights, so nothing is stored twice and the Hugging Face
-forward keeps working), and decoding one token for every running sequence is a handful of tensor
-operations per layer.
+(Llama, Mistral without a sliding window, Qwen2) this module runs the same weights with none of that: the
+query/key/value and the gate/up projections are fused into one matmul each (engine/projections.py), and
+decoding one token for every running sequence is a handful of tensor operations per layer.
 
-The cache keeps sequence r's keys and values in row r, from position 0 up to its own length, so sequences
+The cache (engine/row_cache.py) keeps sequence r's keys and values in row r from position 0, so sequences
 of different lengths share one batch with no left padding: each decode step writes every row's new key at
-that row's own position, and attention masks out the positions a row has not reached. A sequence joins by
-prefilling into a free row and leaves by having the last row moved into its place; the rest stay put.
+that row's own position, and attention masks out the positions a row has not reached.
+
+Compiling (torch.compile) the decode step fuses the small operations between the matmuls:
+- on a CPU, one layer's step is compiled once and serves every layer (its weights are arguments), with
+  dynamic shapes; that takes about 15 s on two cores, so it runs in a background thread while the
+  uncompiled step serves, and replaces it when ready;
+- on a GPU, the whole step is compiled with static shapes (the batch padded to a power of two, attention
+  over the whole cache) and replayed as CUDA graphs ("reduce-overhead"), captured before the first request.
 """
 
 from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.quantization import Int4WeightOnlyLinear, Int8WeightOnlyLinear
+from engine.projections import Projection, project
+from engine.row_cache import RowCache
 
 SUPPORTED_TYPES = frozenset({"llama", "mistral", "qwen2"})
-_LENGTH_STEP = 256  # the cache grows by this many positions at a time
-_ROW_STEP = 4
-_STATIC_LENGTH = 4096  # positions reserved at once with static shapes (each growth means new graphs)
+COMPILE_GROUP = 8  # most layers per compiled call (measured, SmolLM2 int8, one row: 1 layer 131 tok/s, 6: 152, 15: 158; compile 12 s, 20 s, 46 s)
+STATIC_LENGTH = 4096  # positions reserved at once with static shapes (a regrowth means capturing again)
 
 
 def unsupported_reason(model) -> str | None:
@@ -45,57 +53,20 @@ def unsupported_reason(model) -> str | None:
     return None
 
 
-class Projection:
-    """One or more linear layers applied to the same input as a single matmul where their kinds allow it.
+class LayerShape(NamedTuple):
+    """What every layer shares: constants for the step function (one compiled graph serves all layers)."""
 
-    The fused weight is built once and each original module's weight becomes a view of its slice.
-    """
-
-    def __init__(self, modules: list[nn.Module]):
-        self.sizes = [module.out_features for module in modules]
-        self.modules = modules
-        self.weight = self.bias = self.scales = None
-        self.kind = "separate"
-        if all(type(m) is nn.Linear for m in modules):
-            self.kind = "dense"
-            self.weight = _fuse(modules, "weight", lambda m, w: setattr(m, "weight", nn.Parameter(w, requires_grad=False)))
-        elif all(type(m) is Int8WeightOnlyLinear and m.packed for m in modules):
-            self.kind = "int8"
-            self.weight = _fuse(modules, "weight_int8", lambda m, w: setattr(m, "weight_int8", w))
-            self.scales = _fuse(modules, "scales", lambda m, s: setattr(m, "scales", s))
-            self.compute_dtype = modules[0].compute_dtype
-        if self.kind != "separate" and any(m.bias is not None for m in modules):
-            self.bias = torch.cat([m.bias.detach() if m.bias is not None else
-                                   torch.zeros(m.out_features, dtype=self.weight.dtype if self.kind == "dense"
-                                               else self.compute_dtype, device=self.weight.device) for m in modules])
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [..., in_features] -> [..., sum of out_features]."""
-        if self.kind == "dense":
-            return F.linear(x, self.weight, self.bias)
-        if self.kind == "int8":
-            flat = x.reshape(-1, x.shape[-1]).to(self.compute_dtype)
-            out = torch._weight_int8pack_mm(flat, self.weight, self.scales)
-            if self.bias is not None:
-                out = out + self.bias
-            return out.reshape(*x.shape[:-1], out.shape[-1]).to(x.dtype)
-        outputs = [module(x) for module in self.modules]
-        return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
-
-    def split(self, fused: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return fused.split(self.sizes, dim=-1)
-
-
-def _fuse(modules: list[nn.Module], name: str, repoint) -> torch.Tensor:
-    tensors = [getattr(m, name).detach() for m in modules]
-    if len(tensors) == 1:
-        return tensors[0]
-    fused = torch.cat(tensors)
-    start = 0
-    for module, tensor in zip(modules, tensors):
-        repoint(module, fused[start:start + tensor.shape[0]])
-        start += tensor.shape[0]
-    return fused
+    q_heads: int
+    kv_heads: int
+    head_dim: int
+    eps: float
+    scaling: float
+    qkv: tuple
+    qkv_sizes: tuple[int, ...]
+    out: tuple
+    gate_up: tuple
+    gate_up_sizes: tuple[int, ...]
+    down: tuple
 
 
 class _Layer:
@@ -105,10 +76,11 @@ class _Layer:
         self.out = Projection([attention.o_proj])
         self.gate_up = Projection([mlp.gate_proj, mlp.up_proj])
         self.down = Projection([mlp.down_proj])
-        self.input_norm = layer.input_layernorm.weight
-        self.post_norm = layer.post_attention_layernorm.weight
         self.eps = layer.input_layernorm.variance_epsilon
         self.scaling = attention.scaling
+        # The step function's `weights` argument.
+        self.weights = (layer.input_layernorm.weight, layer.post_attention_layernorm.weight,
+                        self.qkv.tensors, self.out.tensors, self.gate_up.tensors, self.down.tensors)
 
 
 def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -135,92 +107,40 @@ def _decode_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
     return F.scaled_dot_product_attention(grouped, keys, values, attn_mask=mask, scale=scale).view(rows, q_heads, dim)
 
 
-class RowCache:
-    """Keys and values per layer as [rows, kv_heads, positions, head_dim]; row r holds sequence r."""
+def decode_layer(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, position: torch.Tensor,
+                 masked: torch.Tensor | None, keys: torch.Tensor, values: torch.Tensor, weights: tuple,
+                 shape: LayerShape, rows: int, longest: int) -> torch.Tensor:
+    """One layer for one new token per row: x [rows, hidden]; writes each row's key and value at its position."""
+    input_norm, post_norm, qkv, out, gate_up, down = weights
+    h = _rms_norm(x, input_norm, shape.eps)
+    q, k, v = project(shape.qkv, qkv, h).split(shape.qkv_sizes, dim=-1)
+    q = _rotate(q.view(rows, shape.q_heads, shape.head_dim), cos, sin)
+    k = _rotate(k.view(rows, shape.kv_heads, shape.head_dim), cos, sin)
+    row_index = torch.arange(rows, device=x.device)
+    keys[row_index, :, position] = k
+    values[row_index, :, position] = v.view(rows, shape.kv_heads, shape.head_dim)
+    attended = _decode_attention(q, keys[:rows, :, :longest], values[:rows, :, :longest], masked, shape.scaling)
+    x = x + project(shape.out, out, attended.reshape(rows, -1))
+    h = _rms_norm(x, post_norm, shape.eps)
+    gate, up = project(shape.gate_up, gate_up, h).split(shape.gate_up_sizes, dim=-1)
+    return x + project(shape.down, down, F.silu(gate) * up)
 
-    def __init__(self, layers: int, kv_heads: int, head_dim: int, dtype: torch.dtype, device: torch.device, max_length: int):
-        self.shape = (kv_heads, head_dim)
-        self.layers, self.dtype, self.device, self.max_length = layers, dtype, device, max_length
-        self.keys: list[torch.Tensor] = []
-        self.values: list[torch.Tensor] = []
-        self.lengths: list[int] = []  # real tokens per row
-        self.row_capacity = self.length_capacity = 0
-        self.length_floor = 0  # reserve at least this many positions (static shapes: fewer regrowths)
-        self.static_addresses = False  # tell torch.compile the tensors stay put (CUDA graphs update them in place)
 
-    @property
-    def rows(self) -> int:
-        return len(self.lengths)
-
-    @torch.inference_mode()
-    def reserve(self, rows: int, length: int) -> None:
-        """Room for `rows` rows of `length` positions; grows (copying what is held) only when needed."""
-        if rows <= self.row_capacity and length <= self.length_capacity:
-            return
-        new_rows = max(self.row_capacity, -(-rows // _ROW_STEP) * _ROW_STEP)
-        new_length = max(self.length_capacity, min(self.max_length, -(-length // _LENGTH_STEP) * _LENGTH_STEP))
-        new_length = max(new_length, length, self.length_floor)
-        heads, dim = self.shape
-        used_rows, used_length = self.rows, max(self.lengths, default=0)
-        for store in (self.keys, self.values):
-            for index in range(self.layers):
-                # zeros, not empty: masked positions must hold finite numbers (0 x NaN is NaN)
-                grown = torch.zeros(new_rows, heads, new_length, dim, dtype=self.dtype, device=self.device)
-                if self.static_addresses:
-                    torch._dynamo.mark_static_address(grown)
-                if store and used_rows:
-                    grown[:used_rows, :, :used_length] = store[index][:used_rows, :, :used_length]
-                if index < len(store):
-                    store[index] = grown
-                else:
-                    store.append(grown)
-        self.row_capacity, self.length_capacity = new_rows, new_length
-
-    @torch.inference_mode()
-    def remove(self, rows: list[int]) -> list[int]:
-        """Drop rows; the last rows move into the holes. Returns the new order as indices of the old rows."""
-        order = list(range(self.rows))
-        doomed = set(rows)
-        used_length = max(self.lengths, default=0)
-        keep = [r for r in order if r not in doomed]
-        count = len(keep)
-        moves = []  # (source, destination)
-        holes = sorted(r for r in doomed if r < count)
-        movers = [r for r in keep if r >= count]
-        for hole, mover in zip(holes, movers):
-            moves.append((mover, hole))
-            order[hole] = mover
-        if moves:
-            sources = torch.tensor([s for s, _ in moves], device=self.device)
-            targets = torch.tensor([t for _, t in moves], device=self.device)
-            for store in (self.keys, self.values):
-                for tensor in store:
-                    tensor[targets, :, :used_length] = tensor[sources, :, :used_length]
-        self.lengths = [self.lengths[r] for r in order[:count]]
-        return order[:count]
-
-    def release(self) -> None:
-        """Forget every row and free the memory (after the batch empties, or out of memory)."""
-        self.lengths = []
-        self.keys, self.values = [], []
-        self.row_capacity = self.length_capacity = 0
-
-    def tokens(self) -> int:
-        return sum(self.lengths)
-
-    def bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.keys + self.values)
+def decode_all_layers(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, position: torch.Tensor,
+                      masked: torch.Tensor | None, all_keys: list[torch.Tensor], all_values: list[torch.Tensor],
+                      all_weights: list[tuple], shape: LayerShape, rows: int, longest: int) -> torch.Tensor:
+    """Every layer in one function: the unit that is compiled whole for CUDA graphs."""
+    for keys, values, weights in zip(all_keys, all_values, all_weights):
+        x = decode_layer(x, cos, sin, position, masked, keys, values, weights, shape, rows, longest)
+    return x
 
 
 class LeanDecoder:
     """Runs a supported model's weights directly; `prefill` adds rows, `decode` advances every row by one token."""
 
-    def __init__(self, model: nn.Module, compile: bool = False, static_shapes: bool | None = None):
-        """`compile`: run the decode step through torch.compile (fuses the small operations between the
-        matmuls; compiling takes about a minute per graph on a 2-core CPU, so call `warm_up` after loading).
-
-        `static_shapes` (default: compiled on a GPU) pads the batch to a power of two and attends over the
-        whole cache, so that each batch size is one fixed-shape graph that CUDA graphs can replay."""
+    def __init__(self, model: nn.Module, static_shapes: bool = False):
+        """`static_shapes` pads the batch to a power of two and attends over the whole cache, so that each
+        batch size is one fixed-shape graph (what CUDA graphs need); `compile` turns it on for a GPU."""
         reason = unsupported_reason(model)
         if reason is not None:
             raise ValueError(f"No lean decoder: {reason}")
@@ -231,123 +151,172 @@ class LeanDecoder:
         self.layers = [_Layer(layer) for layer in body.layers]
         self.final_norm, self.final_eps = body.norm.weight, body.norm.variance_epsilon
         self.head = Projection([model.lm_head])
-        attention = body.layers[0].self_attn
-        self.head_dim = attention.head_dim
-        self.q_heads = config.num_attention_heads
-        self.kv_heads = config.num_key_value_heads
+        first = self.layers[0]
+        self.shape = LayerShape(
+            q_heads=config.num_attention_heads, kv_heads=config.num_key_value_heads,
+            head_dim=body.layers[0].self_attn.head_dim, eps=first.eps, scaling=first.scaling,
+            qkv=first.qkv.layout, qkv_sizes=first.qkv.sizes, out=first.out.layout,
+            gate_up=first.gate_up.layout, gate_up_sizes=first.gate_up.sizes, down=first.down.layout,
+        )
+        if any(layer.qkv.layout != first.qkv.layout or layer.down.layout != first.down.layout for layer in self.layers):
+            raise ValueError("No lean decoder: layers of different kinds")
         self.dtype = self.final_norm.dtype
         self.device = self.final_norm.device
-        limit = int(getattr(config, "max_position_embeddings", 0) or 2048)
-        self.cache = RowCache(len(self.layers), self.kv_heads, self.head_dim, self.dtype, self.device, limit)
-        self.compiled = compile
-        self.static_shapes = compile and self.device.type == "cuda" if static_shapes is None else static_shapes
-        self._step = self._layers
-        if compile and self.static_shapes:
-            # One graph per batch size, replayed with CUDA graphs ("reduce-overhead"): no launch overhead.
-            self.cache.length_floor = min(limit, _STATIC_LENGTH)
-            self.cache.static_addresses = True
-            self._step = torch.compile(self._layers, mode="reduce-overhead", dynamic=False)
-        elif compile:
-            # dynamic: one graph serves every batch size and length (a size of 1 gets a graph of its own).
-            self._step = torch.compile(self._layers, dynamic=True)
+        self.max_length = int(getattr(config, "max_position_embeddings", 0) or 2048)
+        self.static_shapes = static_shapes
+        self.cache = self._new_cache()
+        self.compiled = False
+        self.compiling = False
+        self._layer_step: Callable = decode_layer  # replaced by the compiled group step on a CPU
+        self._weights = [layer.weights for layer in self.layers]
+        self.group_size = _group_size(len(self.layers), COMPILE_GROUP)
+        self._all_layers_step: Callable | None = None  # the compiled whole step on a GPU
+
+    def _new_cache(self) -> RowCache:
+        cache = RowCache(len(self.layers), self.shape.kv_heads, self.shape.head_dim, self.dtype, self.device,
+                         self.max_length)
+        if self.static_shapes:
+            cache.length_floor = min(self.max_length, STATIC_LENGTH)
+        return cache
 
     def _positions(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dummy = torch.empty(0, dtype=self.dtype, device=self.device)
         return self.rotary(dummy, positions)
 
-    @torch.inference_mode()
+    # --- forward passes ------------------------------------------------------------------------------------
     def prefill(self, token_lists: list[list[int]]) -> torch.Tensor:
         """Run new sequences from position 0 (right-padded into one pass), store their keys and values in new
         rows at the end of the cache, and return each one's next-token logits [len(token_lists), vocab]."""
+        return self._prefill(self.cache, token_lists)
+
+    def decode(self, token_ids: list[int]) -> torch.Tensor:
+        """Feed each row its latest token; returns next-token logits [rows, vocab]."""
+        return self._decode(self.cache, token_ids, self._layer_step, self._all_layers_step)
+
+    @torch.inference_mode()
+    def _prefill(self, cache: RowCache, token_lists: list[list[int]]) -> torch.Tensor:
+        shape = self.shape
         count, width = len(token_lists), max(len(tokens) for tokens in token_lists)
         ids = torch.zeros(count, width, dtype=torch.long)
         for row, tokens in enumerate(token_lists):
             ids[row, :len(tokens)] = torch.tensor(tokens)
         ids = ids.to(self.device)
-        first = self.cache.rows
-        self.cache.reserve(first + count, width + 1)
+        first = cache.rows
+        cache.reserve(first + count, width + 1)
         x = self.embed(ids).to(self.dtype)
         cos, sin = self._positions(torch.arange(width, device=self.device)[None])
         cos, sin = cos[:, None], sin[:, None]  # [1, 1, width, head_dim]: broadcast over rows and heads
-        for index, layer in enumerate(self.layers):
-            h = _rms_norm(x, layer.input_norm, layer.eps)
-            q, k, v = layer.qkv.split(layer.qkv(h))
-            q = _rotate(q.view(count, width, self.q_heads, self.head_dim).transpose(1, 2), cos, sin)
-            k = _rotate(k.view(count, width, self.kv_heads, self.head_dim).transpose(1, 2), cos, sin)
-            v = v.view(count, width, self.kv_heads, self.head_dim).transpose(1, 2)
-            self.cache.keys[index][first:first + count, :, :width] = k
-            self.cache.values[index][first:first + count, :, :width] = v
+        for layer, keys, values in zip(self.layers, cache.keys, cache.values):
+            input_norm, post_norm = layer.weights[:2]
+            h = _rms_norm(x, input_norm, shape.eps)
+            q, k, v = layer.qkv(h).split(shape.qkv_sizes, dim=-1)
+            q = _rotate(q.view(count, width, shape.q_heads, shape.head_dim).transpose(1, 2), cos, sin)
+            k = _rotate(k.view(count, width, shape.kv_heads, shape.head_dim).transpose(1, 2), cos, sin)
+            v = v.view(count, width, shape.kv_heads, shape.head_dim).transpose(1, 2)
+            keys[first:first + count, :, :width] = k
+            values[first:first + count, :, :width] = v
             # Right padding needs no mask beyond causality: a real token never looks at later (padded) ones.
-            attended = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=layer.scaling,
-                                                      enable_gqa=self.q_heads != self.kv_heads)
+            attended = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=shape.scaling,
+                                                      enable_gqa=shape.q_heads != shape.kv_heads)
             x = x + layer.out(attended.transpose(1, 2).reshape(count, width, -1))
-            h = _rms_norm(x, layer.post_norm, layer.eps)
-            gate, up = layer.gate_up.split(layer.gate_up(h))
+            h = _rms_norm(x, post_norm, shape.eps)
+            gate, up = layer.gate_up(h).split(shape.gate_up_sizes, dim=-1)
             x = x + layer.down(F.silu(gate) * up)
         lengths = [len(tokens) for tokens in token_lists]
-        self.cache.lengths.extend(lengths)
+        cache.lengths.extend(lengths)
         last = x[torch.arange(count, device=self.device), torch.tensor(lengths, device=self.device) - 1]
         return self.head(_rms_norm(last, self.final_norm, self.final_eps))
 
     @torch.inference_mode()
-    def decode(self, token_ids: list[int]) -> torch.Tensor:
-        """Feed each row its latest token; returns next-token logits [rows, vocab]."""
-        rows = self.cache.rows
-        lengths = self.cache.lengths
+    def _decode(self, cache: RowCache, token_ids: list[int], layer_step: Callable,
+                all_layers_step: Callable | None) -> torch.Tensor:
+        rows = cache.rows
+        lengths = cache.lengths
         longest = max(lengths) + 1
         if self.static_shapes:  # pad the batch to a power of two and attend over the whole cache
             batch = 1 << (rows - 1).bit_length()
-            self.cache.reserve(batch, longest)
-            longest = self.cache.length_capacity
+            cache.reserve(batch, longest)
+            longest = cache.length_capacity
             lengths, token_ids = lengths + [0] * (batch - rows), token_ids + [0] * (batch - rows)
         else:
             batch = rows
-            self.cache.reserve(rows, longest)
+            # One position to spare: a slice that is the whole cache would make compiled code specialise.
+            cache.reserve(rows, longest + 1)
         position = torch.tensor(lengths, device=self.device)
         x = self.embed(torch.tensor(token_ids, device=self.device)).to(self.dtype)  # [batch, hidden]
         cos, sin = self._positions(position[:, None])
         cos, sin = cos.view(batch, 1, -1), sin.view(batch, 1, -1)  # [batch, 1 (heads), head_dim]
-        # Rows of one length need no mask; a compiled step always takes one (one graph fewer to compile).
+        # Rows of one length need no mask; compiled steps always take one (one graph fewer to compile).
         masked = None
-        if self.compiled or self.static_shapes or min(lengths) + 1 != longest:
+        if self.static_shapes or layer_step is not decode_layer or min(lengths) + 1 != longest:
             masked = (torch.arange(longest, device=self.device)[None] > position[:, None]).view(batch, 1, 1, longest)
-        logits = self._step(x, cos, sin, position, masked, self.cache.keys, self.cache.values, batch, longest)
-        self.cache.lengths = [length + 1 for length in self.cache.lengths]
-        return logits[:rows]
-
-    def _layers(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, position: torch.Tensor,
-                masked: torch.Tensor | None, all_keys: list[torch.Tensor], all_values: list[torch.Tensor],
-                rows: int, longest: int) -> torch.Tensor:
-        """Every layer for one new token per row (writing its key and value into the cache), then the head."""
-        row_index = torch.arange(rows, device=x.device)
-        for layer, keys, values in zip(self.layers, all_keys, all_values):
-            h = _rms_norm(x, layer.input_norm, layer.eps)
-            q, k, v = layer.qkv.split(layer.qkv(h))
-            q = _rotate(q.view(rows, self.q_heads, self.head_dim), cos, sin)
-            k = _rotate(k.view(rows, self.kv_heads, self.head_dim), cos, sin)
-            keys[row_index, :, position] = k
-            values[row_index, :, position] = v.view(rows, self.kv_heads, self.head_dim)
-            attended = _decode_attention(q, keys[:rows, :, :longest], values[:rows, :, :longest], masked, layer.scaling)
-            x = x + layer.out(attended.reshape(rows, -1))
-            h = _rms_norm(x, layer.post_norm, layer.eps)
-            gate, up = layer.gate_up.split(layer.gate_up(h))
-            x = x + layer.down(F.silu(gate) * up)
-        return self.head(_rms_norm(x, self.final_norm, self.final_eps))
-
-    def warm_up(self, max_rows: int = 8) -> None:
-        """Decode once for each shape the compiled step will meet (one row and several rows of different
-        lengths; with static shapes, every power-of-two batch up to `max_rows`), so that compiling and
-        graph capture happen now rather than on a user's first request."""
-        if self.static_shapes:
-            shapes = [[3] + [4] * (2 ** power - 1) for power in range(max(1, max_rows - 1).bit_length() + 1)]
+        if all_layers_step is not None:
+            x = all_layers_step(x, cos, sin, position, masked, cache.keys, cache.values,
+                                [layer.weights for layer in self.layers], self.shape, batch, longest)
+        elif layer_step is not decode_layer:  # compiled for a group of layers: one call per group
+            size = self.group_size
+            for start in range(0, len(self.layers), size):
+                x = layer_step(x, cos, sin, position, masked, cache.keys[start:start + size],
+                               cache.values[start:start + size], self._weights[start:start + size],
+                               self.shape, batch, longest)
         else:
-            # Sizes that equal no other size at trace time: torch.compile would assume the equality holds
-            # ("duck sizing") and compile again when it does not.
-            shapes = [[10], [10, 11, 12, 13, 14]]
-        for lengths in shapes:
-            self.prefill([[0] * length for length in lengths])
-            self.decode([0] * len(lengths))
-            self.empty()
+            for layer, keys, values in zip(self.layers, cache.keys, cache.values):
+                x = layer_step(x, cos, sin, position, masked, keys, values, layer.weights, self.shape, batch, longest)
+        cache.lengths = [length + 1 for length in cache.lengths]
+        return self.head(_rms_norm(x[:rows], self.final_norm, self.final_eps))
+
+    # --- compiling -----------------------------------------------------------------------------------------
+    def compile_on_gpu(self, max_rows: int) -> float:
+        """Compile the whole step with static shapes and capture CUDA graphs for every power-of-two batch up
+        to `max_rows`, now (blocking, in the thread that will decode). Returns the seconds it took."""
+        started = time.perf_counter()
+        _raise_recompile_limit()
+        for tensor in self._all_tensors():
+            torch._dynamo.mark_static_address(tensor)
+        self.cache.static_addresses = True
+        step = torch.compile(decode_all_layers, mode="reduce-overhead", dynamic=False)
+        for power in range(max(1, max_rows - 1).bit_length() + 1):
+            self._exercise(self.cache, decode_layer, step, rows=2 ** power)
+        self._all_layers_step = step
+        self.compiled = True
+        return time.perf_counter() - started
+
+    def compile_in_background(self, done: Callable[[str | None, float], None]) -> None:
+        """Compile one layer's step in a background thread while the uncompiled step serves; swap it in when
+        it is ready. `done(error or None, seconds)` is called from that thread."""
+        self.compiling = True
+
+        def work() -> None:
+            started = time.perf_counter()
+            try:
+                _raise_recompile_limit()
+                step = torch.compile(decode_all_layers, dynamic=True)
+                scratch = self._new_cache()  # its own rows: the scheduler keeps using self.cache meanwhile
+                for rows in (1, 5):  # a batch of one has a graph of its own
+                    self._exercise(scratch, step, None, rows)
+            except Exception as error:  # no C++ compiler, an unsupported operation...
+                self.compiling = False
+                done(str(error).splitlines()[0] if str(error) else type(error).__name__, time.perf_counter() - started)
+                return
+            self._layer_step = step
+            self.compiled, self.compiling = True, False
+            done(None, time.perf_counter() - started)
+
+        threading.Thread(target=work, name="llm-console-compile", daemon=True).start()
+
+    def _exercise(self, cache: RowCache, layer_step: Callable, all_layers_step: Callable | None, rows: int) -> None:
+        """Prefill and decode `rows` rows of different lengths on `cache`, then empty it. The lengths equal
+        no other size: torch.compile would otherwise assume that equality ("duck sizing") and compile again."""
+        self._prefill(cache, [[0] * (10 + row) for row in range(rows)])
+        self._decode(cache, [0] * rows, layer_step, all_layers_step)
+        cache.lengths = []
+
+    def _all_tensors(self) -> list[torch.Tensor]:
+        tensors = []
+        for layer in self.layers:
+            norms, projections = layer.weights[:2], layer.weights[2:]
+            tensors += list(norms) + [t for group in projections for t in group if t is not None]
+        return tensors
 
     def empty(self) -> None:
         """Forget every row. The memory is freed, except with static shapes: captured graphs point at it."""
@@ -355,3 +324,15 @@ class LeanDecoder:
             self.cache.lengths = []
         else:
             self.cache.release()
+
+
+def _group_size(layers: int, most: int) -> int:
+    """The largest divisor of `layers` up to `most`: every group then shares one compiled graph."""
+    return max(size for size in range(1, min(layers, most) + 1) if layers % size == 0)
+
+
+def _raise_recompile_limit() -> None:
+    """Each model layout (precision, architecture) is its own graph of the same function: allow many."""
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    setattr(config, name, max(getattr(config, name), 64))

@@ -9,6 +9,7 @@ whose cache cannot be merged (sliding-window or recurrent layers) decode one seq
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import torch
 from transformers import DynamicCache
@@ -23,31 +24,66 @@ log = logging.getLogger(__name__)
 
 
 class ModelRunner:
-    def __init__(self, loaded: LoadedModel, lean: bool = True, compile: bool = False, warm_up_rows: int = 8):
-        """`compile`: the lean decoder's step goes through torch.compile, compiled here (before any request)."""
+    def __init__(self, loaded: LoadedModel, lean: bool = True, compile: bool = False, warm_up_rows: int = 8,
+                 notify: Callable[[str], None] = lambda _message: None):
+        """`compile`: torch.compile the lean decoder's step. On a GPU that happens here, before any request
+        (CUDA graphs for every batch size up to `warm_up_rows`); on a CPU in the background while the
+        uncompiled step serves. `notify` receives messages for the user (compiled, or why not)."""
         self.loaded = loaded
         self.model = loaded.model
         self.device = loaded.device
         self.pad_id = loaded.tokenizer.pad_token_id or 0
         self.batch = RunningBatch()
-        self.compile_error: str | None = None  # why compiling failed (the lean decoder then runs uncompiled)
-        self.lean = LeanDecoder(self.model, compile=compile) if lean and unsupported_reason(self.model) is None else None
+        self.notify = notify
+        self.retired = False  # set when the model is replaced
+        self.lean = self._lean_decoder(static_shapes=compile and self.device.type == "cuda") if lean else None
         if self.lean is not None and compile:
-            try:
-                self.lean.warm_up(warm_up_rows)
-            except Exception as error:  # no C++ compiler, an unsupported operation, out of memory...
-                log.exception("compiling the decode step failed")
-                self.compile_error = f"Compiling the decode step failed, so it runs uncompiled: {error}".splitlines()[0]
-                self.lean = LeanDecoder(self.model)
+            self._compile(warm_up_rows)
         probe = DynamicCache(config=self.model.config)
         # Can this model's cache be padded and merged? (sliding-window or recurrent layers cannot)
         self.batched = self.lean is not None or cache_is_batchable(probe)
+
+    def _lean_decoder(self, static_shapes: bool) -> LeanDecoder | None:
+        if unsupported_reason(self.model) is not None:
+            return None
+        try:
+            return LeanDecoder(self.model, static_shapes=static_shapes)
+        except ValueError as error:  # an unusual layer: transformers' forward runs it
+            log.info("no lean decoder: %s", error)
+            return None
+
+    def _compile(self, warm_up_rows: int) -> None:
+        if not self.lean.static_shapes:
+            self.lean.compile_in_background(self._compiled_in_background)
+            return
+        try:
+            seconds = self.lean.compile_on_gpu(warm_up_rows)
+        except Exception as error:  # an unsupported operation, out of memory...
+            log.exception("compiling the decode step failed")
+            self.notify(f"Compiling the decode step failed, so it runs uncompiled: {error}".splitlines()[0])
+            self.lean = self._lean_decoder(static_shapes=False)
+            return
+        self.notify(f"Decode step compiled and captured as CUDA graphs for batches up to {warm_up_rows} "
+                    f"in {seconds:.0f} s.")
+
+    def _compiled_in_background(self, error: str | None, seconds: float) -> None:
+        if self.retired:
+            return
+        if error is None:
+            self.notify(f"Decode step compiled in {seconds:.0f} s (torch.compile); it now serves every request.")
+        else:
+            log.error("compiling the decode step failed: %s", error)
+            self.notify(f"Compiling the decode step failed, so it runs uncompiled: {error}")
 
     @property
     def decoder(self) -> str:
         """Which forward pass runs: shown with the engine's figures."""
         if self.lean is not None:
-            return "lean, compiled" + (" (CUDA graphs)" if self.lean.static_shapes else "") if self.lean.compiled else "lean"
+            if self.lean.compiling:
+                return "lean, compiling"
+            if self.lean.compiled:
+                return "lean, compiled" + (" (CUDA graphs)" if self.lean.static_shapes else "")
+            return "lean"
         return "transformers (batched)" if self.batched else "transformers (one sequence at a time)"
 
     @torch.inference_mode()

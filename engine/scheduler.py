@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import os
+import shutil
 import logging
 from concurrent.futures import Future
 from typing import Any, Callable
@@ -33,10 +35,12 @@ COMPILE_MODES = ("auto", "on", "off")
 
 
 def compile_wanted(mode: str, device: torch.device) -> bool:
-    """"auto" compiles on a GPU only: on a 2-core CPU compiling costs minutes for a 1.2x faster decode."""
+    """"auto" compiles on a GPU, and on a CPU where a C++ compiler is installed (torch.compile needs one)."""
     if mode not in COMPILE_MODES:
         raise ValueError(f"compile mode must be one of {', '.join(COMPILE_MODES)} (got {mode!r})")
-    return mode == "on" or (mode == "auto" and device.type == "cuda")
+    if mode != "auto":
+        return mode == "on"
+    return device.type == "cuda" or any(shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "clang++"))
 
 
 log = logging.getLogger(__name__)
@@ -205,13 +209,17 @@ class Scheduler:
         self._loaded = loaded
         self._runner = ModelRunner(
             loaded, lean=self.lean_decoder, compile=compile_wanted(self.compile_decode, loaded.device),
-            warm_up_rows=self.settings.max_batch_size) if loaded is not None else None
-        if self._runner is not None and self._runner.compile_error:
-            self.notices.append((time.time(), self._runner.compile_error))
+            warm_up_rows=self.settings.max_batch_size, notify=self._notice) if loaded is not None else None
         self.response_cache.clear()
         applied.set()
 
+    def _notice(self, message: str) -> None:
+        """A message for the user (the Engine tab's notices); callable from any thread."""
+        self.notices.append((time.time(), message))
+
     def _release_model(self) -> None:
+        if self._runner is not None:
+            self._runner.retired = True  # a compile still running for it reports nothing
         device = self._loaded.device if self._loaded is not None else None
         self._loaded = self._runner = None
         gc.collect()

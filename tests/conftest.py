@@ -39,6 +39,8 @@ def isolated_data_dir(tmp_path, monkeypatch, shared_data_dir) -> Path:
     monkeypatch.setenv("LLM_CONSOLE_DATA_DIR", str(shared_data_dir))
     monkeypatch.setenv("LLM_CONSOLE_USER", TEST_ADMIN)
     monkeypatch.setenv("LLM_CONSOLE_PASSWORD", TEST_PASSWORD)
+    # No background torch.compile after every load (tests of compiling ask for it themselves).
+    monkeypatch.setenv("LLM_CONSOLE_COMPILE", "off")
     return shared_data_dir
 
 
@@ -46,7 +48,7 @@ def isolated_data_dir(tmp_path, monkeypatch, shared_data_dir) -> Path:
 def engine(tmp_path):
     from engine import InferenceEngine
 
-    instance = InferenceEngine(cache_dir=tmp_path / "cache")
+    instance = InferenceEngine(cache_dir=tmp_path / "cache", compile_decode="off")
     yield instance
     instance.shutdown()
 

@@ -265,11 +265,14 @@ def test_audit_log_is_append_only_through_the_service(tmp_path):
         core.shutdown()
 
 
-def test_the_compile_setting_applies_at_the_next_load_and_the_audit_names_the_forward_pass(tmp_path, tiny_model_dir):
+def test_the_compile_setting_applies_at_the_next_load_and_the_audit_names_the_forward_pass(
+        tmp_path, tiny_model_dir, monkeypatch):
     import json
 
+    monkeypatch.delenv("LLM_CONSOLE_COMPILE")
     core = admin_core(tmp_path / "data")
     try:
+        assert core.engine.compile_decode == "auto"
         core.settings.set(core.session, "engine.compile", "off")
         core.load_model(ModelSpec(str(tiny_model_dir), precision="fp32", device="cpu"))
         assert core.engine.compile_decode == "off"
@@ -277,5 +280,9 @@ def test_the_compile_setting_applies_at_the_next_load_and_the_audit_names_the_fo
         assert json.loads(loaded.details)["decoder"] == "lean"
         with pytest.raises(InvalidSetting, match="choose one of auto, on, off"):
             core.settings.set(core.session, "engine.compile", "always")
+        core.settings.set(core.session, "engine.compile", "on")
+        monkeypatch.setenv("LLM_CONSOLE_COMPILE", "off")  # the environment wins over the stored setting
+        core.load_model(ModelSpec(str(tiny_model_dir), precision="fp32", device="cpu"))
+        assert core.engine.compile_decode == "off"
     finally:
         core.shutdown()

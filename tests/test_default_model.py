@@ -70,7 +70,7 @@ def test_a_changed_converted_copy_is_converted_again(shared_data_dir, tmp_path):
     from engine import InferenceEngine, ModelSpec
     from engine.gguf_cache import cache_folder, copy_is_intact
 
-    engine = InferenceEngine(cache_dir=tmp_path / "cache")
+    engine = InferenceEngine(cache_dir=tmp_path / "cache", compile_decode="off")
     try:
         spec = ModelSpec(str(default_model_path()), precision="fp32", device="cpu")
         engine.load(spec)

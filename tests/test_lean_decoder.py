@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 
 import pytest
 import torch
@@ -82,7 +83,8 @@ def test_fused_projections_leave_the_transformers_forward_unchanged(llama):
     assert torch.equal(before, after)
     attention = llama.model.layers[0].self_attn
     # The modules now hold views of the fused weight: nothing is stored twice.
-    assert attention.q_proj.weight.untyped_storage().data_ptr() == decoder.layers[0].qkv.weight.untyped_storage().data_ptr()
+    fused = decoder.layers[0].qkv.tensors[0]
+    assert attention.q_proj.weight.untyped_storage().data_ptr() == fused.untyped_storage().data_ptr()
 
 
 @pytest.mark.parametrize("mode", ["int8", "int4"])
@@ -90,7 +92,8 @@ def test_quantized_layers_fuse_or_run_separately_and_match(mode, tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16).eval()
     quantize_model(model, mode, torch.bfloat16)
     decoder = LeanDecoder(model)
-    assert decoder.layers[0].qkv.kind == ("int8" if mode == "int8" else "separate")
+    # int8 q/k/v fuse into one matmul; int4 weights are packed in tiles and stay three
+    assert decoder.layers[0].qkv.layout == ((("int8",),) if mode == "int8" else (("int4-cpu", 32),) * 3)
     sequences = [[5, 6, 7, 8], [9, 10]]
     assert_matches(model, decoder.prefill(sequences), sequences, tolerance=0.05)
     logits = decoder.decode([11, 12])
@@ -135,15 +138,38 @@ def test_static_shapes_pad_the_batch_and_still_match(llama):
     assert_matches(llama, decoder.decode([50, 51]), [tokens + [token] for tokens, token in zip(sequences, [50, 51])])
 
 
-@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("clang++") is None,
-                    reason="torch.compile on a CPU needs a C++ compiler")
-def test_the_compiled_step_matches_after_warm_up(llama):
-    decoder = LeanDecoder(llama, compile=True)
-    decoder.warm_up()
-    assert decoder.cache.rows == 0
+def compiler_available() -> bool:
+    return shutil.which("g++") is not None or shutil.which("clang++") is not None
+
+
+@pytest.mark.skipif(not compiler_available(), reason="torch.compile on a CPU needs a C++ compiler")
+def test_the_step_compiled_in_the_background_takes_over_and_matches(llama):
+    decoder = LeanDecoder(llama)
     sequences = [[5, 6, 7], [8, 9, 10, 11, 12]]
     decoder.prefill(sequences)
+    finished = threading.Event()
+    outcome = {}
+    decoder.compile_in_background(lambda error, seconds: (outcome.update(error=error), finished.set()))
+    assert decoder.compiling
+    logits = decoder.decode([30, 31])  # the uncompiled step serves meanwhile, on its own rows
+    sequences = [tokens + [token] for tokens, token in zip(sequences, [30, 31])]
+    assert_matches(llama, logits, sequences)
+    assert finished.wait(300) and outcome["error"] is None
+    assert decoder.compiled and not decoder.compiling and decoder.cache.rows == 2
     for step in range(2):
-        logits = decoder.decode([30, 31])
-        sequences = [tokens + [token] for tokens, token in zip(sequences, [30, 31])]
+        logits = decoder.decode([40, 41])
+        sequences = [tokens + [token] for tokens, token in zip(sequences, [40, 41])]
         assert_matches(llama, logits, sequences)
+
+
+def test_the_gpu_layout_compiles_whole_and_matches_on_the_cpu_too(llama):
+    """CUDA graphs need a GPU; the static-shape whole-step compile around them runs (and is checked) here."""
+    if not compiler_available():
+        pytest.skip("torch.compile on a CPU needs a C++ compiler")
+    decoder = LeanDecoder(llama, static_shapes=True)
+    decoder.compile_on_gpu(max_rows=2)
+    assert decoder.compiled and decoder.cache.rows == 0
+    sequences = [[5, 6, 7], [8, 9, 10, 11, 12]]
+    decoder.prefill(sequences)
+    logits = decoder.decode([30, 31])
+    assert_matches(llama, logits, [tokens + [token] for tokens, token in zip(sequences, [30, 31])])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from engine import EngineBusy, FinishReason, GenerationRequest, InferenceEngine,
 @pytest.fixture(params=["lean", "transformers"])
 def tiny_engine(request, tmp_path, tiny_model_dir):
     """Every batching behaviour holds on both forward passes: the lean decoder and transformers' own."""
-    engine = InferenceEngine(cache_dir=tmp_path / "cache", lean_decoder=request.param == "lean")
+    engine = InferenceEngine(cache_dir=tmp_path / "cache", lean_decoder=request.param == "lean", compile_decode="off")
     engine.load(ModelSpec(str(tiny_model_dir), precision="fp32", device="cpu"))
     yield engine
     engine.shutdown()
@@ -160,7 +161,7 @@ def test_both_forward_passes_give_the_same_greedy_text(tmp_path, tiny_model_dir)
     prompts = ["hello", "the capital of France is", "batching many requests " * 5]
     texts = {}
     for lean in (True, False):
-        engine = InferenceEngine(cache_dir=tmp_path / "cache", lean_decoder=lean)
+        engine = InferenceEngine(cache_dir=tmp_path / "cache", lean_decoder=lean, compile_decode="off")
         try:
             engine.load(ModelSpec(str(tiny_model_dir), precision="fp32", device="cpu"))
             handles = [engine.submit(GenerationRequest(messages=chat(p), params=greedy(25))) for p in prompts]
@@ -171,20 +172,24 @@ def test_both_forward_passes_give_the_same_greedy_text(tmp_path, tiny_model_dir)
     assert all(texts[True])
 
 
-def test_a_failed_compile_falls_back_to_the_uncompiled_decoder_with_a_notice(tmp_path, tiny_model_dir, monkeypatch):
-    from engine import lean_decoder
+def test_a_failed_compile_leaves_the_uncompiled_decoder_serving_with_a_notice(tmp_path, tiny_model_dir, monkeypatch):
+    import torch
 
-    def no_compiler(self, max_rows=8):
+    def no_compiler(*args, **kwargs):
         raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nmore detail")
 
-    monkeypatch.setattr(lean_decoder.LeanDecoder, "warm_up", no_compiler)
+    monkeypatch.setattr(torch, "compile", no_compiler)
     engine = InferenceEngine(cache_dir=tmp_path / "cache")
     engine.compile_decode = "on"
     try:
         engine.load(ModelSpec(str(tiny_model_dir), precision="fp32", device="cpu"))
+        expected = ("Compiling the decode step failed, so it runs uncompiled: "
+                    "InvalidCxxCompiler: No working C++ compiler found")
+        deadline = time.monotonic() + 30
+        while not engine.notices() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert engine.notices()[-1][1] == expected
         assert engine.snapshot().decoder == "lean"
-        assert engine.notices()[-1][1] == ("Compiling the decode step failed, so it runs uncompiled: "
-                                           "InvalidCxxCompiler: No working C++ compiler found")
         assert engine.generate(GenerationRequest(messages=chat("still works"), params=greedy(5)), timeout=30).completion_tokens == 5
     finally:
         engine.shutdown()
@@ -193,3 +198,14 @@ def test_a_failed_compile_falls_back_to_the_uncompiled_decoder_with_a_notice(tmp
 def test_compile_mode_is_validated(engine):
     with pytest.raises(InvalidRequest, match="Compile mode must be one of auto, on, off"):
         engine.compile_decode = "sometimes"
+
+
+def test_auto_compiles_on_a_cpu_with_a_compiler_and_in_the_background(monkeypatch):
+    from engine.scheduler import compile_wanted
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert compile_wanted("on", cpu) and not compile_wanted("off", cuda) and compile_wanted("auto", cuda)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    assert not compile_wanted("auto", cpu)  # no C++ compiler: torch.compile could not build kernels
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+    assert compile_wanted("auto", cpu)
