@@ -60,6 +60,7 @@ class BenchReport:
     device: str
     new_tokens: int
     decoder: str = ""  # the engine's forward pass (lean or transformers)
+    rounds: int = 1  # each figure is the median of this many interleaved rounds
     engine_runs: list[EngineRun] = field(default_factory=list)
     baselines: list[BaselineRun] = field(default_factory=list)
     join_ttft_idle_s: float | None = None
@@ -72,7 +73,8 @@ class BenchReport:
     def format_table(self) -> str:
         lines = [
             f"Model {self.model} · {self.precision} · {self.device} · {self.new_tokens} new tokens per request"
-            + (f" · {self.decoder} forward pass" if self.decoder else ""),
+            + (f" · {self.decoder} forward pass" if self.decoder else "")
+            + (f" · median of {self.rounds} interleaved rounds" if self.rounds > 1 else ""),
             "",
             f"{'concurrency':>11} {'tok/s':>8} {'TTFT p50':>9} {'TTFT p99':>9} {'lat p50':>8} {'lat p99':>8} {'peak mem':>9}",
         ]
@@ -238,10 +240,14 @@ def run_benchmark(
     baselines: bool = True,
     gguf_path: str | None = None,
     report: Callable[[str], None] = print,
+    repeat: int = 3,
 ) -> BenchReport:
+    """Engine levels and baselines run in rounds (`repeat` of them), interleaved, and each figure is the
+    median of its rounds: a machine whose speed drifts (a shared VM) then moves both sides of a ratio."""
     info = engine.model_info
     engine.configure(response_cache=False, max_batch_size=max(levels), queue_limit=max(64, max(levels) * 2))
-    result = BenchReport(model=info.name, precision=info.precision, device=info.device, new_tokens=new_tokens)
+    result = BenchReport(model=info.name, precision=info.precision, device=info.device, new_tokens=new_tokens,
+                         rounds=repeat)
     report("warming up")
     engine.generate(GenerationRequest(messages=_chat("Warm-up."), params=_params(4)))
     if engine.snapshot().decoder.endswith("compiling"):
@@ -249,24 +255,34 @@ def run_benchmark(
         while engine.snapshot().decoder.endswith("compiling"):
             time.sleep(0.2)
     result.decoder = engine.snapshot().decoder
-    for level in levels:
-        report(f"engine, concurrency {level}")
-        result.engine_runs.append(run_engine_level(engine, level, new_tokens, info.device))
+    engine_rounds: dict[int, list[EngineRun]] = {level: [] for level in levels}
+    baseline_rounds: dict[tuple[str, int], list[BaselineRun]] = {}
+    llama_missing = False
+    for round_number in range(1, repeat + 1):
+        prefix = f"round {round_number}/{repeat}: " if repeat > 1 else ""
+        for level in levels:
+            report(f"{prefix}engine, concurrency {level}")
+            engine_rounds[level].append(run_engine_level(engine, level, new_tokens, info.device))
+        if not baselines:
+            continue
+        report(f"{prefix}baseline: Hugging Face generate (sequential and static batches)")
+        runs = hf_generate_baselines(engine, levels, new_tokens)
+        if gguf_path:
+            report(f"{prefix}baseline: llama.cpp")
+            llama = llama_cpp_baseline(gguf_path, new_tokens)
+            llama_missing = llama is None
+            runs += [llama] if llama is not None else []
+        for run in runs:
+            baseline_rounds.setdefault((run.name, run.concurrency), []).append(run)
+    result.engine_runs = [_median(engine_rounds[level]) for level in levels]
+    result.baselines = [_median(runs) for runs in baseline_rounds.values()]
     report("time to first token, idle and joining a busy engine")
     result.join_ttft_idle_s, result.join_ttft_busy_s = measure_join_ttft(engine, new_tokens)
-    if baselines:
-        report("baseline: Hugging Face generate (sequential and static batches)")
-        result.baselines += hf_generate_baselines(engine, levels, new_tokens)
-        if gguf_path:
-            report("baseline: llama.cpp")
-            llama = llama_cpp_baseline(gguf_path, new_tokens)
-            if llama is None:
-                result.notes.append("llama-cpp-python is not installed: no llama.cpp baseline "
-                                    "(install it with CMAKE_ARGS=\"-DGGML_NATIVE=OFF\" pip install llama-cpp-python)")
-            else:
-                result.baselines.append(llama)
-        else:
-            result.notes.append("the model is not a GGUF file: no llama.cpp baseline")
+    if baselines and not gguf_path:
+        result.notes.append("the model is not a GGUF file: no llama.cpp baseline")
+    if llama_missing:
+        result.notes.append("llama-cpp-python is not installed: no llama.cpp baseline "
+                            "(install it with CMAKE_ARGS=\"-DGGML_NATIVE=OFF\" pip install llama-cpp-python)")
     single = {b.name: b.output_tokens_per_s for b in result.baselines if b.concurrency == 1}
     static = {b.concurrency: b.output_tokens_per_s for b in result.baselines if b.name == "hf-static-batch"}
     for run in result.engine_runs:
@@ -275,6 +291,12 @@ def run_benchmark(
         if run.concurrency in static:
             run.ratios["hf-static-batch"] = run.output_tokens_per_s / static[run.concurrency]
     return result
+
+
+def _median(runs: list):
+    """The run with the median throughput (the lower middle one for an even count)."""
+    ordered = sorted(runs, key=lambda run: run.output_tokens_per_s)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def write_json(report: BenchReport, path: Path) -> None:

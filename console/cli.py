@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="forward pass: the lean decoder (default; Llama-family models) or transformers' own")
     bench.add_argument("--compile", choices=COMPILE_MODES,
                        help="torch.compile the lean decode step (default: the engine.compile setting, auto = GPU only)")
+    bench.add_argument("--repeat", type=int, default=3,
+                       help="rounds of engine and baselines, interleaved; each figure is the median (default 3)")
     bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     add_models_parser(commands)
     add_admin_parsers(commands)
@@ -122,6 +124,9 @@ def run_bench(args: argparse.Namespace, core) -> int:
     except ValueError:
         print(f"error: --concurrency takes positive whole numbers separated by commas (got {args.concurrency!r})", file=sys.stderr)
         return 2
+    if args.repeat < 1:
+        print(f"error: --repeat takes a whole number of rounds, 1 or more (got {args.repeat})", file=sys.stderr)
+        return 2
     core.engine.lean_decoder = args.decoder == "lean"
     core.compile_override = args.compile
     try:
@@ -142,6 +147,7 @@ def run_bench(args: argparse.Namespace, core) -> int:
         if knobs:
             core.configure_engine(**knobs)
         report = core.benchmark(levels, args.new_tokens, baselines=not args.no_baselines, gguf_path=gguf_path,
+                                repeat=args.repeat,
                                 report=lambda message: print(f"[bench] {message}", file=sys.stderr, flush=True))
         print(report.format_table())
         if args.json:

@@ -164,12 +164,12 @@ class ConsoleCore:
         return self.engine.snapshot()
 
     def benchmark(self, levels: list[int], new_tokens: int, baselines: bool = True, gguf_path: str | None = None,
-                  report=print):
+                  report=print, repeat: int = 1):
         """Run `console.bench` on the loaded model (blocking: minutes)."""
         from console.bench import run_benchmark
 
         self.guard.require("bench:run", "run benchmarks")
-        result = run_benchmark(self.engine, levels, new_tokens, baselines, gguf_path, report)
+        result = run_benchmark(self.engine, levels, new_tokens, baselines, gguf_path, report, repeat)
         self.guard.record("bench.run", result.model, levels=levels, new_tokens=new_tokens,
                           tokens_per_second={run.concurrency: round(run.output_tokens_per_s, 1) for run in result.engine_runs})
         return result

@@ -56,7 +56,7 @@ def project(layout: tuple[tuple, ...], tensors: tuple[torch.Tensor | None, ...],
             continue
         weight, scales, bias = tensors[index:index + 3]
         index += 3
-        flat = x.reshape(-1, x.shape[-1]).to(scales.dtype)
+        flat = x.reshape(-1, x.shape[-1]).to(scales.dtype).contiguous()  # int4 kernels refuse a strided view
         if name == "int8":
             out = torch._weight_int8pack_mm(flat, weight, scales)
         elif name == "int8-dequantize":

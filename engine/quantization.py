@@ -76,7 +76,7 @@ class Int4WeightOnlyLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        flat = x.reshape(-1, self.in_features).to(self.compute_dtype)
+        flat = x.reshape(-1, self.in_features).to(self.compute_dtype).contiguous()  # the int4 kernels need it
         if self.on_cpu:
             out = torch._weight_int4pack_mm_for_cpu(flat, self.weight_int4, self.group_size, self.scales_and_zeros)
         else:

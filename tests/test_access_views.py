@@ -227,3 +227,17 @@ def test_stored_engine_defaults_apply_to_a_new_window(qtbot, tmp_path):
         assert main_window.adapter.core.engine.settings.max_batch_size == 3
     finally:
         main_window.shutdown()
+
+
+def test_saved_settings_apply_to_the_open_window_at_once(admin_window):
+    view = admin_window.settings_view
+    view.fields["engine.max_batch_size"].widget.setValue(5)
+    view.fields["engine.max_wait_ms"].widget.setValue(12.0)
+    view.fields["engine.max_new_tokens"].widget.setValue(77)
+    view.fields["security.idle_lock_minutes"].widget.setValue(3)
+    view.apply()
+    engine_settings = admin_window.adapter.core.engine.settings
+    assert (engine_settings.max_batch_size, engine_settings.max_wait_ms) == (5, 12.0)
+    assert admin_window.engine_panel.max_batch_size.value() == 5
+    assert admin_window.chat_panel.controls.max_new_tokens.value() == 77
+    assert admin_window.idle_lock.minutes == 3

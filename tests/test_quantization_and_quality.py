@@ -53,3 +53,17 @@ def test_random_model_of_a_named_shape_serves_requests(engine, tiny_model_dir):
     assert info.architecture == "qwen2" and info.format == "random"
     result = engine.generate(GenerationRequest(prompt="hello", params=SamplingParams(temperature=0, max_new_tokens=5)), timeout=30)
     assert result.completion_tokens == 5
+
+
+def test_int4_layers_take_a_strided_input(tiny_model_dir):
+    """transformers hands the output head a slice of the last positions: a view that is not contiguous."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from engine.quantization import quantize_model
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16).eval()
+    quantize_model(model, "int4", torch.bfloat16)
+    with torch.inference_mode():
+        out = model(input_ids=torch.tensor([[5, 6, 7, 8], [9, 10, 11, 12]]), logits_to_keep=1)
+    assert out.logits.shape[:2] == (2, 1)

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 from console.default_model import DEFAULT_MODEL_NAME
 from console.errors import ConsoleError
 from console.verified_loading import VersionLoadSpec
-from engine import LoadedModelInfo, ModelSpec
+from engine import EngineError, LoadedModelInfo, ModelSpec
 from resources import resource_path
 from ui.account_dialogs import ChangePasswordDialog, SignInDialog
 from ui.alert_status import AlertStatus
@@ -111,6 +111,7 @@ class MainWindow(QMainWindow):
         self._shut_down = False
         self._locked_user: str | None = None
         self._apply_stored_defaults()
+        self.settings_view.changed.connect(self._settings_saved)
         self.apply_session()
 
     def _apply_stored_defaults(self) -> None:
@@ -120,6 +121,28 @@ class MainWindow(QMainWindow):
         if self.model_bar.device_combo.model().item(self.model_bar.device_combo.findText(settings.get("engine.device"))).isEnabled():
             self.model_bar.device_combo.setCurrentText(settings.get("engine.device"))
         self.chat_panel.controls.max_new_tokens.setValue(settings.get("engine.max_new_tokens"))
+
+    def _settings_saved(self, changed: dict) -> None:
+        """Saved settings apply at once: load defaults and reply length, the idle lock, and the batching knobs
+        (the engine panel follows). The compile setting applies at the next load, read then."""
+        if changed.keys() & {"engine.precision", "engine.device", "engine.max_new_tokens"}:
+            self._apply_stored_defaults()
+        if "security.idle_lock_minutes" in changed:
+            self.idle_lock.set_minutes(changed["security.idle_lock_minutes"])
+        knobs = {key.removeprefix("engine."): value for key, value in changed.items()
+                 if key in ("engine.max_batch_size", "engine.max_wait_ms")}
+        if knobs:
+            try:
+                self.adapter.core.configure_engine(**knobs)
+            except (EngineError, ConsoleError) as error:
+                self.statusBar().showMessage(f"Saved, but not applied to the running engine: {error}", 8000)
+                return
+            applied = self.adapter.core.engine.settings
+            for box, value in ((self.engine_panel.max_batch_size, applied.max_batch_size),
+                               (self.engine_panel.max_wait_ms, applied.max_wait_ms)):
+                box.blockSignals(True)  # show the values; the engine already has them
+                box.setValue(value)
+                box.blockSignals(False)
 
     # --- accounts ----------------------------------------------------------------------------------------
     def _build_account_menu(self) -> None:
