@@ -88,8 +88,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("engine.max_batch_size", "Max batch size", 8, "engine:configure", _number(int, 1, 1024)),
     SettingSpec("engine.max_wait_ms", "Max wait", 5.0, "engine:configure", _number(float, 0, MAX_WAIT_CAP_MS, " ms")),
     SettingSpec("engine.compile", "Compile decode step", "auto", "engine:configure", _choice(COMPILE_MODES),
-                "auto: on a GPU (while loading) and on a CPU with a C++ compiler (in the background, about 20 s); "
-                "applies at the next model load"),
+                "auto: on a GPU only, while loading; on: also on a CPU, in the background (replies are slower "
+                "for its 10-40 s), then about 1.25x faster; applies at the next model load"),
     SettingSpec("engine.max_new_tokens", "Max new tokens", 256, "engine:configure", _number(int, 1, 32768)),
     SettingSpec("telemetry.interval_s", "Telemetry interval", 1.0, "settings:edit", _number(float, 0.1, 60, " s")),
     SettingSpec("alerts.rules", "Alert rules", [], "settings:edit", _alert_rules,

@@ -8,6 +8,7 @@ from typing import Callable
 
 from engine.batching_settings import BatchingSettings
 from engine.errors import EngineBusy, InvalidRequest
+from engine.lean_decoder import wait_for_background_compiles
 from engine.loader import LoadedModelInfo, ModelSpec, ProgressCallback, load_model
 from engine.metrics import EngineSnapshot
 from engine.request import GenerationRequest, GenerationResult, RequestHandle, StreamEvent
@@ -43,8 +44,8 @@ class InferenceEngine:
 
     @property
     def compile_decode(self) -> str:
-        """torch.compile for the lean decode step, from the next load: "on", "off" or "auto" (on a GPU, and on
-        a CPU with a C++ compiler). A GPU compiles while loading; a CPU compiles in the background."""
+        """torch.compile for the lean decode step, from the next load: "on", "off" or "auto" (on a GPU only).
+        A GPU compiles while loading; a CPU compiles in the background."""
         return self._scheduler.compile_decode
 
     @compile_decode.setter
@@ -130,8 +131,11 @@ class InferenceEngine:
     def queue_counts(self) -> tuple[int, int]:
         return self._scheduler.counts()
 
-    def shutdown(self, timeout: float = 10.0) -> None:
+    def shutdown(self, timeout: float = 10.0, compile_timeout: float = 120.0) -> None:
+        """Stop the scheduler thread, then wait for a background compile still running (about 20 s at most
+        on a CPU): leaving the process in the middle of one would abort it."""
         self._scheduler.stop(timeout)
+        wait_for_background_compiles(compile_timeout)
 
 
 def _in_short_lived_thread(work):

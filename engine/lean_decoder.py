@@ -20,6 +20,7 @@ Compiling (torch.compile) the decode step fuses the small operations between the
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Callable, NamedTuple
@@ -288,6 +289,7 @@ class LeanDecoder:
 
         def work() -> None:
             started = time.perf_counter()
+            _lowest_priority()  # serving comes first; the C++ compiler processes it starts inherit this
             try:
                 _raise_recompile_limit()
                 step = torch.compile(decode_all_layers, dynamic=True)
@@ -296,13 +298,17 @@ class LeanDecoder:
                     self._exercise(scratch, step, None, rows)
             except Exception as error:  # no C++ compiler, an unsupported operation...
                 self.compiling = False
+                _BACKGROUND_COMPILES.discard(threading.current_thread())
                 done(str(error).splitlines()[0] if str(error) else type(error).__name__, time.perf_counter() - started)
                 return
             self._layer_step = step
             self.compiled, self.compiling = True, False
             done(None, time.perf_counter() - started)
+            _BACKGROUND_COMPILES.discard(threading.current_thread())
 
-        threading.Thread(target=work, name="llm-console-compile", daemon=True).start()
+        thread = threading.Thread(target=work, name="llm-console-compile", daemon=True)
+        _BACKGROUND_COMPILES.add(thread)
+        thread.start()
 
     def _exercise(self, cache: RowCache, layer_step: Callable, all_layers_step: Callable | None, rows: int) -> None:
         """Prefill and decode `rows` rows of different lengths on `cache`, then empty it. The lengths equal
@@ -324,6 +330,24 @@ class LeanDecoder:
             self.cache.lengths = []
         else:
             self.cache.release()
+
+
+_BACKGROUND_COMPILES: set[threading.Thread] = set()
+
+
+def _lowest_priority() -> None:
+    """Give the calling thread the lowest CPU priority (Linux: niceness is per thread and inherited)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):  # not Linux, or not allowed: compile at normal priority
+        pass
+
+
+def wait_for_background_compiles(timeout: float) -> None:
+    """Let compiles in flight finish: a process that exits in the middle of one aborts in torch's C++ code."""
+    deadline = time.monotonic() + timeout
+    for thread in list(_BACKGROUND_COMPILES):
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _group_size(layers: int, most: int) -> int:

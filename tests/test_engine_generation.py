@@ -62,7 +62,7 @@ def test_greedy_output_is_the_same_alone_and_beside_other_requests(tiny_engine):
 
 
 def test_cancel_mid_stream_ends_with_cancelled_and_keeps_partial_text(tiny_engine):
-    params = SamplingParams(temperature=0.0, max_new_tokens=1900)
+    params = SamplingParams(temperature=0.0, max_new_tokens=1900, ignore_eos=True)
     first_piece = threading.Event()
     handle = tiny_engine.submit(
         GenerationRequest(messages=chat("long answer"), params=params),
@@ -122,9 +122,9 @@ def test_submit_without_a_model_says_load_one(engine):
 def test_unload_ends_running_requests_with_a_message(tiny_engine):
     started = threading.Event()
     handle = tiny_engine.submit(
-        GenerationRequest(messages=chat("long"), params=SamplingParams(max_new_tokens=1900)),
+        GenerationRequest(messages=chat("long"), params=SamplingParams(max_new_tokens=1900, ignore_eos=True)),
         on_event=lambda event: started.set(),
-    )
+    )  # ignore_eos: a sampled end of text must not finish it before the unload
     assert started.wait(30)
     tiny_engine.unload()
     result = handle.result(timeout=30)

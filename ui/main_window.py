@@ -278,5 +278,6 @@ class MainWindow(QMainWindow):
             self.adapter.shutdown()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.hide()  # shutting down may wait for a background compile to finish (seconds)
         self.shutdown()
         super().closeEvent(event)
