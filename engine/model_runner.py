@@ -88,7 +88,7 @@ class ModelRunner:
 
     @torch.inference_mode()
     def prefill(self, sequences: list[Sequence]) -> list[int]:
-        """Run the prompts (and tokens generated before a preemption) of new sequences, left-padded into one
+        """Run the prompts (and tokens generated before a preemption) of new sequences, padded into one
         forward pass, add them to the running batch, and return each one's next token."""
         if not self.batched:
             return [self._prefill_alone(s) for s in sequences]
