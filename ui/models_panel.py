@@ -29,6 +29,7 @@ from console.registry_records import VerificationReport, VersionRecord
 from console.timestamps import local_time
 from console.units import format_parameters, format_rate, format_size
 from ui.import_dialog import ImportDialog
+from ui.record_table import record_table
 from ui.registry_adapter import RegistryAdapter
 from ui.version_details import (
     BAD_COLOUR,
@@ -36,7 +37,6 @@ from ui.version_details import (
     OK_COLOUR,
     VersionDetails,
     read_only_item,
-    read_only_table,
     verified_text,
 )
 
@@ -88,7 +88,7 @@ class ModelsPanel(QWidget):
         actions.addWidget(QLabel("Re-hash every"))
         actions.addWidget(self.schedule)
 
-        self.table = read_only_table(VERSION_COLUMNS)
+        self.table = record_table(VERSION_COLUMNS)
         self.table.setObjectName("versionsTable")
         self.empty_hint = QLabel("No model registered yet — import a Hugging Face folder or a GGUF file.")
         self.empty_hint.setObjectName("emptyHint")

@@ -1,4 +1,5 @@
-"""Read-only tables of records (users, roles, audit entries): whole-row selection, columns sized to content."""
+"""Read-only tables of records (users, roles, audit entries, model versions and their files and history):
+whole-row selection, columns sized to content."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 
-def record_table(headers: list[str]) -> QTableWidget:
+def record_table(headers: list[str] | tuple[str, ...]) -> QTableWidget:
     table = QTableWidget(0, len(headers))
     table.setHorizontalHeaderLabels(headers)
     table.verticalHeader().setVisible(False)

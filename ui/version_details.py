@@ -7,7 +7,6 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
@@ -24,6 +23,7 @@ from console.registry import Registry
 from console.registry_records import VersionRecord
 from console.timestamps import local_time
 from console.units import format_parameters, format_size
+from ui.record_table import record_table
 
 OK_COLOUR, BAD_COLOUR, MUTED_COLOUR = QColor("#1e7a3c"), QColor("#b3261e"), QColor("#7a8390")
 NOTHING_SELECTED = "Select a version to see its files and history."
@@ -44,19 +44,6 @@ def read_only_item(text: str, tooltip: str | None = None, colour: QColor | None 
     if colour is not None:
         item.setForeground(QBrush(colour))
     return item
-
-
-def read_only_table(headers: tuple[str, ...]) -> QTableWidget:
-    table = QTableWidget(0, len(headers))
-    table.setHorizontalHeaderLabels(headers)
-    table.verticalHeader().setVisible(False)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.setAlternatingRowColors(True)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.horizontalHeader().setStretchLastSection(True)
-    return table
 
 
 def fill_row(table: QTableWidget, row: int, items: tuple[QTableWidgetItem, ...]) -> None:
@@ -93,12 +80,12 @@ class VersionDetails(QWidget):
         facts.addRow("Last check", self.state)
         facts.addRow("Notes", self.notes)
 
-        self.files_table = read_only_table(("Path", "Size", "SHA-256", ""))
+        self.files_table = record_table(("Path", "Size", "SHA-256", ""))
         self.files_table.setObjectName("filesTable")
         self.files_table.horizontalHeader().setStretchLastSection(False)
         self.files_table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        self.history_table = read_only_table(("When", "Outcome", "Precision", "Device", "Load time", "By", "Detail"))
-        self.checks_table = read_only_table(("When", "Kind", "Result", "By", "Detail"))
+        self.history_table = record_table(("When", "Outcome", "Precision", "Device", "Load time", "By", "Detail"))
+        self.checks_table = record_table(("When", "Kind", "Result", "By", "Detail"))
         self.tabs = QTabWidget()
         self.tabs.addTab(self.files_table, "Files")
         self.tabs.addTab(self.history_table, "Load history")
