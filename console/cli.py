@@ -136,7 +136,7 @@ def run_bench(args: argparse.Namespace, core) -> int:
             tokenizer = core.engine.run_on_model(lambda loaded: loaded.tokenizer)
             core.unload_model()
             print(f"[model] random {args.random_model} (tokenizer of {default.name})", file=sys.stderr)
-            core.engine.compile_decode = args.compile or core.settings.get("engine.compile")
+            core.engine.compile_decode = core.compile_mode()
             core.engine.load_random(args.random_model, tokenizer, args.device, args.precision)
         else:
             spec = (ModelSpec(args.model, precision=args.precision, device=args.device) if args.model

@@ -96,9 +96,13 @@ class ConsoleCore:
                                             loaded_by=self.guard.user),
         )
 
+    def compile_mode(self) -> str:
+        """The compile mode for the next load: an override set for one command, else LLM_CONSOLE_COMPILE,
+        else the `engine.compile` setting."""
+        return self.compile_override or os.environ.get("LLM_CONSOLE_COMPILE") or self.settings.get("engine.compile")
+
     def _audited_load(self, target: str, precision: str, device: str, load) -> LoadedModelInfo:
-        self.engine.compile_decode = (self.compile_override or os.environ.get("LLM_CONSOLE_COMPILE")
-                                      or self.settings.get("engine.compile"))
+        self.engine.compile_decode = self.compile_mode()
         try:
             info = load()
         except Exception as error:

@@ -11,9 +11,9 @@ of different lengths share one batch with no left padding: each decode step writ
 that row's own position, and attention masks out the positions a row has not reached.
 
 Compiling (torch.compile) the decode step fuses the small operations between the matmuls:
-- on a CPU, one layer's step is compiled once and serves every layer (its weights are arguments), with
-  dynamic shapes; that takes about 15 s on two cores, so it runs in a background thread while the
-  uncompiled step serves, and replaces it when ready;
+- on a CPU, the step for a group of up to COMPILE_GROUP layers is compiled once and serves every group
+  (the weights are arguments), with dynamic shapes; that takes 10-40 s on two cores, so it runs in a
+  background thread while the uncompiled step serves, and replaces it when ready;
 - on a GPU, the whole step is compiled with static shapes (the batch padded to a power of two, attention
   over the whole cache) and replayed as CUDA graphs ("reduce-overhead"), captured before the first request.
 """
@@ -252,8 +252,8 @@ class LeanDecoder:
         if self.static_shapes or layer_step is not decode_layer or min(lengths) + 1 != longest:
             masked = (torch.arange(longest, device=self.device)[None] > position[:, None]).view(batch, 1, 1, longest)
         if all_layers_step is not None:
-            x = all_layers_step(x, cos, sin, position, masked, cache.keys, cache.values,
-                                [layer.weights for layer in self.layers], self.shape, batch, longest)
+            x = all_layers_step(x, cos, sin, position, masked, cache.keys, cache.values, self._weights,
+                                self.shape, batch, longest)
         elif layer_step is not decode_layer:  # compiled for a group of layers: one call per group
             size = self.group_size
             for start in range(0, len(self.layers), size):
@@ -283,28 +283,28 @@ class LeanDecoder:
         return time.perf_counter() - started
 
     def compile_in_background(self, done: Callable[[str | None, float], None]) -> None:
-        """Compile one layer's step in a background thread while the uncompiled step serves; swap it in when
-        it is ready. `done(error or None, seconds)` is called from that thread."""
+        """Compile the step for a group of layers in a background thread while the uncompiled step serves;
+        swap it in when it is ready. `done(error or None, seconds)` is called from that thread."""
         self.compiling = True
 
         def work() -> None:
             started = time.perf_counter()
             _lowest_priority()  # serving comes first; the C++ compiler processes it starts inherit this
+            error = None
             try:
                 _raise_recompile_limit()
                 step = torch.compile(decode_all_layers, dynamic=True)
                 scratch = self._new_cache()  # its own rows: the scheduler keeps using self.cache meanwhile
                 for rows in (1, 5):  # a batch of one has a graph of its own
                     self._exercise(scratch, step, None, rows)
-            except Exception as error:  # no C++ compiler, an unsupported operation...
+                self._layer_step = step
+                self.compiled = True
+            except Exception as failure:  # no C++ compiler, an unsupported operation...
+                error = str(failure).splitlines()[0] if str(failure) else type(failure).__name__
+            finally:
                 self.compiling = False
                 _BACKGROUND_COMPILES.discard(threading.current_thread())
-                done(str(error).splitlines()[0] if str(error) else type(error).__name__, time.perf_counter() - started)
-                return
-            self._layer_step = step
-            self.compiled, self.compiling = True, False
-            done(None, time.perf_counter() - started)
-            _BACKGROUND_COMPILES.discard(threading.current_thread())
+            done(error, time.perf_counter() - started)
 
         thread = threading.Thread(target=work, name="llm-console-compile", daemon=True)
         _BACKGROUND_COMPILES.add(thread)
@@ -319,8 +319,8 @@ class LeanDecoder:
 
     def _all_tensors(self) -> list[torch.Tensor]:
         tensors = []
-        for layer in self.layers:
-            norms, projections = layer.weights[:2], layer.weights[2:]
+        for weights in self._weights:
+            norms, projections = weights[:2], weights[2:]
             tensors += list(norms) + [t for group in projections for t in group if t is not None]
         return tensors
 

@@ -13,11 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.quantization import Int4WeightOnlyLinear, Int8WeightOnlyLinear
+from engine.quantization import Int4WeightOnlyLinear, Int8WeightOnlyLinear, weight_only_linear
 
-# A layout is a tuple of parts; each part is (kind,) or ("int4"/"int4-cpu", group size). Its tensors follow
-# in one flat tuple: dense takes (weight, bias), the others (weight, scales, bias); a bias may be None.
-_ARITY = {"dense": 2, "int8": 3, "int8-dequantize": 3, "int4": 3, "int4-cpu": 3}
+# A layout is a tuple of parts: ("dense",) or a quantized module's `kind`. Its tensors follow in one flat
+# tuple: dense takes (weight, bias), the others (weight, scales, bias); a bias may be None.
 
 
 class UnsupportedLayer(ValueError):
@@ -48,41 +47,24 @@ def project(layout: tuple[tuple, ...], tensors: tuple[torch.Tensor | None, ...],
     outputs = []
     index = 0
     for kind in layout:
-        name = kind[0]
-        if name == "dense":
+        if kind[0] == "dense":
             weight, bias = tensors[index:index + 2]
             index += 2
             outputs.append(F.linear(x, weight, bias))
-            continue
-        weight, scales, bias = tensors[index:index + 3]
-        index += 3
-        flat = x.reshape(-1, x.shape[-1]).to(scales.dtype).contiguous()  # int4 kernels refuse a strided view
-        if name == "int8":
-            out = torch._weight_int8pack_mm(flat, weight, scales)
-        elif name == "int8-dequantize":
-            out = F.linear(flat, weight.to(scales.dtype)) * scales
-        elif name == "int4-cpu":
-            out = torch._weight_int4pack_mm_for_cpu(flat, weight, kind[1], scales)
         else:
-            out = torch._weight_int4pack_mm(flat, weight, kind[1], scales)
-        if bias is not None:
-            out = out + bias
-        outputs.append(out.reshape(*x.shape[:-1], out.shape[-1]).to(x.dtype))
+            weight, scales, bias = tensors[index:index + 3]
+            index += 3
+            outputs.append(weight_only_linear(kind, x, weight, scales, bias))
     return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
-
-
-def tensor_count(layout: tuple[tuple, ...]) -> int:
-    return sum(_ARITY[kind[0]] for kind in layout)
 
 
 def _part(module: nn.Module) -> tuple[tuple, tuple]:
     if type(module) is nn.Linear:
         return ("dense",), (module.weight, module.bias)
     if type(module) is Int8WeightOnlyLinear:
-        return ("int8" if module.packed else "int8-dequantize",), (module.weight_int8, module.scales, module.bias)
+        return module.kind, (module.weight_int8, module.scales, module.bias)
     if type(module) is Int4WeightOnlyLinear:
-        kind = "int4-cpu" if module.on_cpu else "int4"
-        return (kind, module.group_size), (module.weight_int4, module.scales_and_zeros, module.bias)
+        return module.kind, (module.weight_int4, module.scales_and_zeros, module.bias)
     raise UnsupportedLayer(f"linear layer of type {type(module).__name__}")
 
 

@@ -23,6 +23,27 @@ class QuantizationReport:
     kernel: str  # "packed" or "dequantize-on-the-fly"
 
 
+def weight_only_linear(kind: tuple, x: torch.Tensor, weight: torch.Tensor, scales: torch.Tensor,
+                       bias: torch.Tensor | None) -> torch.Tensor:
+    """x [..., in] through quantized weights of `kind`: ("int8",), ("int8-dequantize",) (no packed kernel on
+    this device), or ("int4-cpu" / "int4", group size). The modules below and the lean decoder's fused
+    projections both call it. Activations go in the scales' dtype, contiguous: the int4 kernels refuse the
+    strided view transformers hands the output head."""
+    flat = x.reshape(-1, x.shape[-1]).to(scales.dtype).contiguous()
+    name = kind[0]
+    if name == "int8":
+        out = torch._weight_int8pack_mm(flat, weight, scales)
+    elif name == "int8-dequantize":
+        out = nn.functional.linear(flat, weight.to(scales.dtype)) * scales
+    elif name == "int4-cpu":
+        out = torch._weight_int4pack_mm_for_cpu(flat, weight, kind[1], scales)
+    else:
+        out = torch._weight_int4pack_mm(flat, weight, kind[1], scales)
+    if bias is not None:
+        out = out + bias
+    return out.reshape(*x.shape[:-1], out.shape[-1]).to(x.dtype)
+
+
 class Int8WeightOnlyLinear(nn.Module):
     """Per-output-channel symmetric int8 weights; activations stay in the compute dtype."""
 
@@ -38,16 +59,12 @@ class Int8WeightOnlyLinear(nn.Module):
         self.packed = _probe(lambda: torch._weight_int8pack_mm(
             torch.zeros(1, self.in_features, dtype=compute_dtype, device=self.weight_int8.device), self.weight_int8, self.scales))
 
+    @property
+    def kind(self) -> tuple:
+        return ("int8",) if self.packed else ("int8-dequantize",)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
-        flat = x.reshape(-1, self.in_features).to(self.compute_dtype)
-        if self.packed:
-            out = torch._weight_int8pack_mm(flat, self.weight_int8, self.scales)
-        else:
-            out = nn.functional.linear(flat, self.weight_int8.to(self.compute_dtype)) * self.scales
-        if self.bias is not None:
-            out = out + self.bias
-        return out.reshape(*shape[:-1], self.out_features).to(x.dtype)
+        return weight_only_linear(self.kind, x, self.weight_int8, self.scales, self.bias)
 
 
 class Int4WeightOnlyLinear(nn.Module):
@@ -74,16 +91,12 @@ class Int4WeightOnlyLinear(nn.Module):
         self.register_buffer("scales_and_zeros", scales_and_zeros.to(compute_dtype))
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().to(compute_dtype), requires_grad=False)
 
+    @property
+    def kind(self) -> tuple:
+        return ("int4-cpu" if self.on_cpu else "int4", self.group_size)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
-        flat = x.reshape(-1, self.in_features).to(self.compute_dtype).contiguous()  # the int4 kernels need it
-        if self.on_cpu:
-            out = torch._weight_int4pack_mm_for_cpu(flat, self.weight_int4, self.group_size, self.scales_and_zeros)
-        else:
-            out = torch._weight_int4pack_mm(flat, self.weight_int4, self.group_size, self.scales_and_zeros)
-        if self.bias is not None:
-            out = out + self.bias
-        return out.reshape(*shape[:-1], self.out_features).to(x.dtype)
+        return weight_only_linear(self.kind, x, self.weight_int4, self.scales_and_zeros, self.bias)
 
 
 class Int8Embedding(nn.Module):
