@@ -10,16 +10,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from console import paths
-from console.access import AccessControl, Guard, Session
-from console.app_settings import SettingsStore
-from console.audit_log import AuditLog
-from console.conversations_store import ConversationStore
-from console.database import open_database
-from console.default_model import DEFAULT_MODEL_NAME, default_model_path, ensure_default_registered
-from console.guarded_registry import GuardedRegistry
-from console.registry import Registry
-from console.verified_loading import VersionLoadSpec, load_registered_version
+from console.storage import paths
+from console.access.control import AccessControl, Guard, Session
+from console.settings.store import SettingsStore
+from console.access.audit_log import AuditLog
+from console.chat.conversations_store import ConversationStore
+from console.storage.database import open_database
+from console.registry.default_model import DEFAULT_MODEL_NAME, default_model_path, ensure_default_registered
+from console.registry.guarded import GuardedRegistry
+from console.registry.registry import Registry
+from console.registry.verified_loading import VersionLoadSpec, load_registered_version
 from engine import (
     GenerationRequest,
     InferenceEngine,
@@ -29,7 +29,7 @@ from engine import (
     SamplingParams,
 )
 from engine.batching_settings import BatchingSettings
-from engine.loader import ProgressCallback
+from engine.weights.loader import ProgressCallback
 
 
 class ConsoleCore:
@@ -169,8 +169,8 @@ class ConsoleCore:
 
     def benchmark(self, levels: list[int], new_tokens: int, baselines: bool = True, gguf_path: str | None = None,
                   report=print, repeat: int = 1):
-        """Run `console.bench` on the loaded model (blocking: minutes)."""
-        from console.bench import run_benchmark
+        """Run `console.bench.runner` on the loaded model (blocking: minutes)."""
+        from console.bench.runner import run_benchmark
 
         self.guard.require("bench:run", "run benchmarks")
         result = run_benchmark(self.engine, levels, new_tokens, baselines, gguf_path, report, repeat)

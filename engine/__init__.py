@@ -20,7 +20,7 @@ from engine.errors import (
     PrecisionUnsupported,
     PromptTooLong,
 )
-from engine.loader import LoadedModelInfo, ModelSpec
+from engine.weights.loader import LoadedModelInfo, ModelSpec
 from engine.request import FinishReason, GenerationRequest, GenerationResult, RequestHandle, StreamEvent
 from engine.sampling import SamplingParams
 

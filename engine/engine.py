@@ -8,8 +8,8 @@ from typing import Callable
 
 from engine.batching_settings import BatchingSettings
 from engine.errors import EngineBusy, InvalidRequest
-from engine.lean_decoder import wait_for_background_compiles
-from engine.loader import LoadedModelInfo, ModelSpec, ProgressCallback, load_model
+from engine.forward.lean_decoder import wait_for_background_compiles
+from engine.weights.loader import LoadedModelInfo, ModelSpec, ProgressCallback, load_model
 from engine.metrics import EngineSnapshot
 from engine.request import GenerationRequest, GenerationResult, RequestHandle, StreamEvent
 from engine.scheduler import Scheduler
@@ -73,7 +73,7 @@ class InferenceEngine:
 
     def load_random(self, shape: str, tokenizer, device: str = "auto", precision: str = "auto") -> LoadedModelInfo:
         """Serve a random-weight model of a named shape (engine/random_models.py): for GPU benchmarks."""
-        from engine.random_models import build_random_model
+        from engine.weights.random_models import build_random_model
 
         if not self._load_lock.acquire(blocking=False):
             raise EngineBusy("A model is already loading. Wait for it to finish.")
@@ -116,7 +116,7 @@ class InferenceEngine:
 
     def perplexity(self, text: str, timeout: float | None = None) -> float:
         """Perplexity of the loaded model on `text`, computed on the scheduler thread between steps."""
-        from engine.perplexity import perplexity
+        from engine.weights.perplexity import perplexity
 
         return self.run_on_model(lambda loaded: perplexity(loaded, text), timeout)
 

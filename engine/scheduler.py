@@ -20,9 +20,9 @@ import torch
 
 from engine.batching_settings import BatchingSettings
 from engine.errors import EngineBusy, NoModelLoaded, PromptTooLong
-from engine.loader import LoadedModel
+from engine.weights.loader import LoadedModel
 from engine.metrics import EngineMetrics, EngineSnapshot
-from engine.model_runner import ModelRunner
+from engine.forward.model_runner import ModelRunner
 from engine.request import FinishReason, GenerationResult, RequestHandle
 from engine.response_cache import CachedReply, ResponseCache
 from engine.sampling import make_generator

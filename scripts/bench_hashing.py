@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from console.database import open_database  # noqa: E402
-from console.registry import Registry  # noqa: E402
+from console.storage.database import open_database  # noqa: E402
+from console.registry.registry import Registry  # noqa: E402
 
 BLOCK = 8 * 1024 * 1024
 
@@ -88,7 +88,7 @@ def main() -> int:
         print(f"building a {args.size_mib} MiB safetensors model in {work} …", flush=True)
         weights = build_model(work / "model", size)
         warm(weights)
-        from engine.inspection import describe_model
+        from engine.weights.inspection import describe_model
 
         describe_model(work / "model")  # imports torch and transformers' tables once, outside the timings
         total = sum(p.stat().st_size for p in (work / "model").iterdir())

@@ -66,7 +66,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
-    from console.access import UserError
+    from console.access.control import UserError
     from console.core import ConsoleCore
     from engine import ModelSpec, SamplingParams
     from ui.app import apply_style, build_main_window

@@ -16,7 +16,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from console.core import ConsoleCore
-from ui.account_dialogs import SignInDialog
+from ui.access.account_dialogs import SignInDialog
 from ui.app import apply_style, build_main_window
 
 QUESTION = "What is the capital of France? Answer in one sentence."

@@ -21,10 +21,10 @@ from PySide6.QtWidgets import QApplication, QWidget
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from console.core import ConsoleCore  # noqa: E402
-from ui.account_dialogs import ChangePasswordDialog, FirstAdminDialog, SignInDialog  # noqa: E402
+from ui.access.account_dialogs import ChangePasswordDialog, FirstAdminDialog, SignInDialog  # noqa: E402
 from ui.app import apply_style  # noqa: E402
-from ui.audit_view import AuditView  # noqa: E402
-from ui.settings_view import SettingsView  # noqa: E402
+from ui.access.audit_view import AuditView  # noqa: E402
+from ui.settings.settings_view import SettingsView  # noqa: E402
 
 ADMIN, PASSWORD = "admin", "screenshot-pass-phrase"
 OTHERS = {"vic": "viewer", "olga": "operator", "tess": "tester"}

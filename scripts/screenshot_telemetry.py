@@ -30,7 +30,7 @@ SCRIPT_USER, SCRIPT_PASSWORD = "telemetry-shot", "a window on the dashboard"
 def signed_in_core(data_dir: Path) -> ConsoleCore:
     """A core on a data directory of this script's own, signed in as its own administrator (the window's panels
     need a session; the user's real data directory is never touched)."""
-    from console.access import UserError
+    from console.access.control import UserError
 
     core = ConsoleCore(data_dir=data_dir)
     try:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from console import paths
-from console.access import AccessControl
-from console.audit_log import AuditLog
+from console.storage import paths
+from console.access.control import AccessControl
+from console.access.audit_log import AuditLog
 from console.core import ConsoleCore
-from console.database import open_database
+from console.storage.database import open_database
 
 TEST_ADMIN = "admin"
 TEST_PASSWORD = "correct-horse-battery-1"

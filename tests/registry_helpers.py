@@ -8,9 +8,9 @@ import shutil
 import struct
 from pathlib import Path
 
-from console.database import open_database
-from console.default_model import EMBEDDED_REGISTERED_KEY
-from console.registry import Registry
+from console.storage.database import open_database
+from console.registry.default_model import EMBEDDED_REGISTERED_KEY
+from console.registry.registry import Registry
 
 
 def open_registry(path: Path, busy_timeout_s: float = 5.0) -> Registry:

@@ -9,8 +9,8 @@ from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 from console.core import ConsoleCore
 from console.errors import ConsoleError
 from resources import resource_path
-from ui.account_dialogs import FirstAdminDialog, SignInDialog
-from ui.engine_adapter import EngineAdapter
+from ui.access.account_dialogs import FirstAdminDialog, SignInDialog
+from ui.adapters.engine_adapter import EngineAdapter
 from ui.main_window import MainWindow
 
 

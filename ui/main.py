@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from console.cli import main as cli_main
+from console.cli.main import main as cli_main
 
 
 def launch_gui(_args) -> int:

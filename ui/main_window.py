@@ -16,24 +16,24 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from console.default_model import DEFAULT_MODEL_NAME
+from console.registry.default_model import DEFAULT_MODEL_NAME
 from console.errors import ConsoleError
-from console.verified_loading import VersionLoadSpec
+from console.registry.verified_loading import VersionLoadSpec
 from engine import EngineError, LoadedModelInfo, ModelSpec
 from resources import resource_path
-from ui.account_dialogs import ChangePasswordDialog, SignInDialog
-from ui.alert_status import AlertStatus
-from ui.audit_view import AuditView
-from ui.chat_panel import ChatPanel
-from ui.engine_adapter import EngineAdapter
-from ui.engine_panel import EnginePanel
-from ui.model_bar import ModelBar
-from ui.models_panel import ModelsPanel
-from ui.registry_adapter import RegistryAdapter
-from ui.session_lock import IdleLock
-from ui.settings_view import SettingsView
-from ui.telemetry_adapter import TelemetryAdapter
-from ui.telemetry_panel import TelemetryPanel
+from ui.access.account_dialogs import ChangePasswordDialog, SignInDialog
+from ui.telemetry.alert_status import AlertStatus
+from ui.access.audit_view import AuditView
+from ui.chat.chat_panel import ChatPanel
+from ui.adapters.engine_adapter import EngineAdapter
+from ui.engine.engine_panel import EnginePanel
+from ui.models.model_bar import ModelBar
+from ui.models.models_panel import ModelsPanel
+from ui.adapters.registry_adapter import RegistryAdapter
+from ui.access.session_lock import IdleLock
+from ui.settings.settings_view import SettingsView
+from ui.adapters.telemetry_adapter import TelemetryAdapter
+from ui.telemetry.telemetry_panel import TelemetryPanel
 
 
 class MainWindow(QMainWindow):

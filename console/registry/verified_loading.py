@@ -1,0 +1,75 @@
+"""Loading a registered model version: re-check its files, refuse the load on any mismatch, load it through
+the engine, and record the load (or its refusal) in the registry's history.
+
+The check is quick (sizes and modification times) unless a file changed, the version failed before, or its
+last full re-hash is older than the schedule's interval: then every file is re-hashed first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from console.registry.checksums import HashProgress
+from console.errors import ChecksumMismatch, VersionRetired
+from console.registry.registry import Registry, current_user
+from console.storage.timestamps import local_time
+from console.units import format_rate
+from engine import InferenceEngine, LoadedModelInfo, ModelSpec
+from engine.weights.loader import ProgressCallback
+
+VERIFY_SHARE = 0.3  # of the progress bar, when the files are re-hashed before the load
+
+
+@dataclass(frozen=True)
+class VersionLoadSpec:
+    """A registered version to load: "NAME", "NAME:VERSION" or a version id."""
+
+    ref: str | int
+    precision: str = "auto"
+    device: str = "auto"
+    name: str | None = None  # shown while it loads
+
+
+def load_registered_version(
+    engine: InferenceEngine,
+    registry: Registry,
+    ref: str | int,
+    precision: str = "auto",
+    device: str = "auto",
+    progress: ProgressCallback | None = None,
+    loaded_by: str | None = None,
+) -> LoadedModelInfo:
+    """Blocking (hashing and loading take seconds): the GUI calls it from a worker thread."""
+    report = progress or (lambda _fraction, _message: None)
+    user = loaded_by or current_user()
+    version = registry.resolve(ref)
+    if version.retired:
+        message = f"{version.ref} was retired on {local_time(version.retired_at)} and cannot be loaded. Choose another version."
+        registry.record_load(version.id, "refused", precision, device, message, loaded_by=user)
+        raise VersionRetired(message)
+
+    hashed = False
+
+    def on_hash(step: HashProgress) -> None:
+        nonlocal hashed
+        hashed = True
+        report(VERIFY_SHARE * step.fraction, f"Verifying {step.current_file or version.ref} · {format_rate(step.bytes_per_second)}")
+
+    report(0.0, f"Checking the files of {version.ref}")
+    try:
+        registry.ensure_verified(version.id, progress=on_hash, checked_by=user)
+    except ChecksumMismatch as error:
+        registry.record_load(version.id, "refused", precision, device, str(error), loaded_by=user)
+        raise
+
+    def on_load(fraction: float | None, message: str) -> None:
+        report(VERIFY_SHARE + (1 - VERIFY_SHARE) * fraction if hashed and fraction is not None else fraction, message)
+
+    spec = ModelSpec(version.source_path, precision=precision, device=device, name=version.ref)
+    try:
+        info = engine.load(spec, on_load)
+    except Exception as error:
+        registry.record_load(version.id, "failed", precision, device, str(error), loaded_by=user)
+        raise
+    registry.record_load(version.id, "loaded", info.precision, info.device, None, info.load_seconds, user)
+    return info

@@ -1,0 +1,142 @@
+"""Application settings: a fixed list of keys with types, ranges and the permission that may change each.
+
+Values are validated, stored as JSON in the database's `settings` table, and every change is audited with
+its old and new value. Engine keys need `engine:configure` (operators tune the engine); the rest need
+`settings:edit` (administrators).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from console.access.control import AccessControl, Session
+from console.access.audit_log import AuditLog
+from console.storage.database import AppDatabase
+from console.errors import ConsoleError
+from engine.batching_settings import MAX_WAIT_CAP_MS
+from engine.weights.devices import DEVICES, PRECISIONS
+from engine.scheduler import COMPILE_MODES
+
+PREFIX = "app."
+
+
+class InvalidSetting(ConsoleError):
+    """A setting's value is out of range or of the wrong kind; the message says what is allowed."""
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    key: str
+    label: str
+    default: Any
+    permission: str
+    check: Callable[[Any], Any]  # returns the normalised value or raises InvalidSetting
+    help: str = ""
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], Any]:
+    def check(value: Any) -> str:
+        if value not in options:
+            raise InvalidSetting(f"choose one of {', '.join(options)}")
+        return value
+    return check
+
+
+def _number(kind: type, low: float, high: float, unit: str = "") -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise InvalidSetting(f"must be a number from {low:g} to {high:g}{unit}") from None
+        if isinstance(value, bool) or not low <= number <= high:
+            raise InvalidSetting(f"must be from {low:g} to {high:g}{unit}")
+        return number
+    return check
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidSetting("must be true or false")
+    return value
+
+
+def _host(value: Any) -> str:
+    if value not in ("127.0.0.1", "::1", "localhost", "0.0.0.0"):
+        raise InvalidSetting("must be 127.0.0.1 (this machine only), ::1, localhost or 0.0.0.0 (all interfaces)")
+    return value
+
+
+def _alert_rules(value: Any) -> list:
+    from console.telemetry.alerts import AlertRule
+    from console.telemetry.errors import TelemetryError
+
+    if not isinstance(value, list) or not all(isinstance(rule, dict) for rule in value):
+        raise InvalidSetting("must be a list of rules")
+    for rule in value:
+        try:
+            AlertRule(**rule).validate()
+        except (TypeError, TelemetryError) as error:
+            raise InvalidSetting(f"rule {rule.get('name', '?')!r} is invalid: {error}") from None
+    return value
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("engine.device", "Default device", "auto", "engine:configure", _choice(DEVICES)),
+    SettingSpec("engine.precision", "Default precision", "auto", "engine:configure", _choice(PRECISIONS)),
+    SettingSpec("engine.max_batch_size", "Max batch size", 8, "engine:configure", _number(int, 1, 1024)),
+    SettingSpec("engine.max_wait_ms", "Max wait", 5.0, "engine:configure", _number(float, 0, MAX_WAIT_CAP_MS, " ms")),
+    SettingSpec("engine.compile", "Compile decode step", "auto", "engine:configure", _choice(COMPILE_MODES),
+                "auto: on a GPU only, while loading; on: also on a CPU, in the background (replies are slower "
+                "for its 10-40 s), then about 1.25x faster; applies at the next model load"),
+    SettingSpec("engine.max_new_tokens", "Max new tokens", 256, "engine:configure", _number(int, 1, 32768)),
+    SettingSpec("telemetry.interval_s", "Telemetry interval", 1.0, "settings:edit", _number(float, 0.1, 60, " s")),
+    SettingSpec("alerts.rules", "Alert rules", [], "settings:edit", _alert_rules,
+                "JSON list of rules; [] keeps the built-in defaults (edit them on the Telemetry tab)"),
+    SettingSpec("prometheus.enabled", "Prometheus endpoint", False, "settings:edit", _boolean),
+    SettingSpec("prometheus.host", "Prometheus address", "127.0.0.1", "settings:edit", _host),
+    SettingSpec("prometheus.port", "Prometheus port", 9479, "settings:edit", _number(int, 1024, 65535)),
+    SettingSpec("security.idle_lock_minutes", "Lock after idle", 15, "settings:edit", _number(int, 0, 1440, " min"),
+                "0 never locks"),
+)
+SPECS = {spec.key: spec for spec in SETTINGS}
+
+
+class SettingsStore:
+    def __init__(self, database: AppDatabase, access: AccessControl, audit: AuditLog):
+        self.database, self.access, self.audit = database, access, audit
+
+    def get(self, key: str) -> Any:
+        spec = self._spec(key)
+        with self.database.read() as db:
+            rows = list(db.query("select value from settings where key = ?", [PREFIX + key]))
+        return json.loads(rows[0]["value"]) if rows else spec.default
+
+    def all(self) -> dict[str, Any]:
+        return {spec.key: self.get(spec.key) for spec in SETTINGS}
+
+    def can_edit(self, session: Session | None, key: str) -> bool:
+        return session is not None and session.can(self._spec(key).permission)
+
+    def set(self, session: Session | None, key: str, value: Any) -> Any:
+        """Validate, check the permission, store and audit (old and new value). Returns the stored value."""
+        spec = self._spec(key)
+        self.access.require(session, spec.permission, f"change the setting '{spec.label}'")
+        try:
+            value = spec.check(value)
+        except InvalidSetting as error:
+            raise InvalidSetting(f"{spec.label}: {error}.") from None
+        old = self.get(key)
+        if old == value:
+            return value
+        with self.database.write() as db:
+            db["settings"].upsert({"key": PREFIX + key, "value": json.dumps(value)}, pk="key")
+        self.audit.append(session.user, "settings.change", key, old=old, new=value)
+        return value
+
+    @staticmethod
+    def _spec(key: str) -> SettingSpec:
+        if key not in SPECS:
+            raise InvalidSetting(f"Unknown setting '{key}'.")
+        return SPECS[key]

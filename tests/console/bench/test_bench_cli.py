@@ -1,0 +1,50 @@
+"""`llm-console bench` end to end on the tiny model: table, ratios to baselines, JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def test_bench_prints_a_table_with_baseline_ratios_and_writes_json(tiny_model_dir, tmp_path, shared_data_dir):
+    out = tmp_path / "bench.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "console", "bench", "--model", str(tiny_model_dir), "--device", "cpu",
+         "--concurrency", "1,3", "--new-tokens", "6", "--repeat", "2", "--json", str(out)],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, LLM_CONSOLE_DATA_DIR=str(shared_data_dir)),
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "hf-static-batch" in completed.stdout and "hf-generate-sequential" in completed.stdout
+    assert "joining a busy engine" in completed.stdout
+    assert "median of 2 interleaved rounds" in completed.stdout and "round 2/2: baseline" in completed.stderr
+    report = json.loads(out.read_text())
+    assert [run["concurrency"] for run in report["engine_runs"]] == [1, 3]
+    assert all(run["output_tokens_per_s"] > 0 for run in report["engine_runs"])
+    assert set(report["engine_runs"][1]["ratios"]) == {"hf-generate-sequential", "hf-static-batch"}
+    assert "not a GGUF file" in " ".join(report["notes"])
+    assert report["rounds"] == 2 and report["decoder"] == "lean"
+
+
+def test_each_figure_is_the_median_round():
+    from console.bench.runner import BaselineRun, _median
+
+    runs = [BaselineRun("x", 1, speed) for speed in (90.0, 150.0, 100.0)]
+    assert _median(runs).output_tokens_per_s == 100.0
+    assert _median(runs[:2]).output_tokens_per_s == 90.0  # the lower of the two middle ones
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--repeat", "0"], "--repeat takes a whole number of rounds"),
+    (["--concurrency", "1,zero"], "--concurrency takes positive whole numbers"),
+])
+def test_bench_rejects_bad_arguments(arguments, message, shared_data_dir):
+    completed = subprocess.run(
+        [sys.executable, "-m", "console", "bench", *arguments],
+        capture_output=True, text=True, timeout=60, env=dict(os.environ, LLM_CONSOLE_DATA_DIR=str(shared_data_dir)),
+    )
+    assert completed.returncode == 2
+    assert message in completed.stderr

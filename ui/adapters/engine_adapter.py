@@ -1,0 +1,116 @@
+"""The one object that touches both worlds: runs loads in a worker thread and turns engine callbacks into signals.
+
+It lives on the UI thread; engine callbacks arrive on the scheduler or loader thread and are relayed
+(`ThreadRelay`) so that every public signal is emitted on the UI thread.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtCore import QObject, Signal
+
+from ui.adapters.thread_relay import ThreadRelay
+
+from console.core import ConsoleCore
+from console.errors import ConsoleError
+from console.registry.verified_loading import VersionLoadSpec
+from engine import EngineError, GenerationResult, LoadedModelInfo, ModelSpec, RequestHandle, SamplingParams, StreamEvent
+
+
+class EngineAdapter(ThreadRelay):
+    load_started = Signal(str)  # model name
+    load_progress = Signal(float, str)  # fraction (-1 when unknown), message
+    load_finished = Signal(object)  # LoadedModelInfo
+    load_failed = Signal(str)
+    unloaded = Signal()
+    text_received = Signal(int, str)  # request id, text piece
+    generation_finished = Signal(int, object)  # request id, GenerationResult
+    perplexity_measured = Signal(object, float)  # LoadedModelInfo, perplexity
+    perplexity_failed = Signal(str)
+
+    def __init__(self, core: ConsoleCore, parent: QObject | None = None):
+        super().__init__(parent)
+        self.core = core
+        self._handles: dict[int, RequestHandle] = {}
+        self._loader: threading.Thread | None = None
+        self.generation_finished.connect(self._forget)
+
+    @property
+    def model_info(self) -> LoadedModelInfo | None:
+        return self.core.model_info
+
+    @property
+    def loading(self) -> bool:
+        return self._loader is not None and self._loader.is_alive()
+
+    def load(self, spec: ModelSpec | VersionLoadSpec) -> None:
+        """Load a path (ModelSpec) or a registered version (VersionLoadSpec: verified first) in a worker."""
+        if self.loading:
+            self.emit_from_worker("load_failed", "A model is already loading. Wait for it to finish.")
+            return
+        self.load_started.emit(spec.name or str(getattr(spec, "path", None) or spec.ref))
+        self._loader = threading.Thread(target=self._load_in_worker, args=(spec,), name="llm-console-loader", daemon=True)
+        self._loader.start()
+
+    def _load_in_worker(self, spec: ModelSpec) -> None:
+        def report(fraction: float | None, message: str) -> None:
+            self.emit_from_worker("load_progress", -1.0 if fraction is None else fraction, message)
+
+        try:
+            info = self.core.load(spec, report)
+        except (EngineError, ConsoleError) as error:
+            self.emit_from_worker("load_failed", str(error))
+        except Exception as error:  # never let a worker die silently
+            self.emit_from_worker("load_failed", f"Loading failed: {error}")
+        else:
+            self.emit_from_worker("load_finished", info)
+
+    def measure_perplexity(self) -> None:
+        """Measure the loaded model's perplexity on the shipped text, in a worker thread."""
+        info = self.core.model_info
+
+        def work() -> None:
+            try:
+                value = self.core.measure_perplexity()
+            except (EngineError, ConsoleError) as error:
+                self.emit_from_worker("perplexity_failed", str(error))
+            except Exception as error:
+                self.emit_from_worker("perplexity_failed", f"Perplexity failed: {error}")
+            else:
+                self.emit_from_worker("perplexity_measured", info, value)
+
+        threading.Thread(target=work, name="llm-console-perplexity", daemon=True).start()
+
+    def unload(self) -> None:
+        self.cancel_all()
+        self.core.unload_model()
+        self.unloaded.emit()
+
+    def chat(self, messages: list[dict[str, str]], params: SamplingParams) -> int:
+        """Submit a chat request; raises EngineError (shown by the caller) when it cannot be queued."""
+        handle = self.core.chat(messages, params, on_event=self._on_event)
+        self._handles[handle.request_id] = handle
+        return handle.request_id
+
+    def cancel(self, request_id: int) -> None:
+        handle = self._handles.get(request_id)
+        if handle is not None:
+            handle.cancel()
+
+    def cancel_all(self) -> None:
+        for handle in list(self._handles.values()):
+            handle.cancel()
+
+    def shutdown(self) -> None:
+        self.cancel_all()
+        self.core.shutdown()
+
+    def _on_event(self, event: StreamEvent) -> None:  # scheduler thread
+        if event.result is not None:
+            self.emit_from_worker("generation_finished", event.request_id, event.result)
+        else:
+            self.emit_from_worker("text_received", event.request_id, event.text)
+
+    def _forget(self, request_id: int, _result: GenerationResult) -> None:
+        self._handles.pop(request_id, None)
