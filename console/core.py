@@ -53,6 +53,7 @@ class ConsoleCore:
         return BatchingSettings(
             max_batch_size=self.settings.get("engine.max_batch_size"),
             max_wait_ms=self.settings.get("engine.max_wait_ms"),
+            threads=self.settings.get("engine.threads"),
         )
 
     # --- sessions ----------------------------------------------------------------------------------------
@@ -168,12 +169,12 @@ class ConsoleCore:
         return self.engine.snapshot()
 
     def benchmark(self, levels: list[int], new_tokens: int, baselines: bool = True, gguf_path: str | None = None,
-                  report=print, repeat: int = 1):
+                  report=print, repeat: int = 1, prompt_lengths: list[int] | None = None):
         """Run `console.bench.runner` on the loaded model (blocking: minutes)."""
         from console.bench.runner import run_benchmark
 
         self.guard.require("bench:run", "run benchmarks")
-        result = run_benchmark(self.engine, levels, new_tokens, baselines, gguf_path, report, repeat)
+        result = run_benchmark(self.engine, levels, new_tokens, baselines, gguf_path, report, repeat, prompt_lengths)
         self.guard.record("bench.run", result.model, levels=levels, new_tokens=new_tokens,
                           tokens_per_second={run.concurrency: round(run.output_tokens_per_s, 1) for run in result.engine_runs})
         return result

@@ -19,6 +19,7 @@ class BatchingSettings:
     target_p99_ms: float = 250.0
     adaptive_max_batch_size: int = 64
     response_cache: bool = True
+    threads: int = 0  # intra-op threads of the forward pass: 0 adapts to the machine (engine/thread_control.py)
 
     def validate(self) -> "BatchingSettings":
         problems = []
@@ -32,6 +33,8 @@ class BatchingSettings:
             problems.append(f"queue limit must be at least 1 (got {self.queue_limit})")
         if self.target_p99_ms <= 0:
             problems.append(f"the p99 target must be above 0 ms (got {self.target_p99_ms})")
+        if not 0 <= self.threads <= 1024:
+            problems.append(f"threads must be 0 (adapt) to 1024 (got {self.threads})")
         if self.adaptive_max_batch_size < 1:
             problems.append("the adaptive batch size cap must be at least 1")
         if problems:

@@ -10,6 +10,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable
 
 from engine.request import FinishReason, GenerationResult
 
@@ -17,6 +18,9 @@ from engine.request import FinishReason, GenerationResult
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 RATE_WINDOW_S = 5.0
 PERCENTILE_WINDOW = 512  # recent requests the percentiles are taken over
+# Alerts judge the requests that finished within this many seconds: a slow request stops counting once it is
+# this old, so an alert clears by itself and never shows a figure from long ago.
+RECENT_WINDOW_S = 60.0
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float | None:
@@ -74,11 +78,29 @@ class EngineSnapshot:
     kv_cache_tokens: int = 0
     oom_backoffs: int = 0
     decoder: str = ""  # which forward pass runs (engine/model_runner.py)
+    # p99s over the requests that finished in the last RECENT_WINDOW_S (None when none did): what alerts judge.
+    recent_requests: int = 0
+    recent_ttft_p99: float | None = None
+    recent_inter_token_p99: float | None = None
+    recent_queue_wait_p99: float | None = None
+    recent_latency_p99: float | None = None
+    intra_op_threads: int = 0  # the thread count the engine's forward pass runs with now (0: not known)
+
+
+@dataclass(frozen=True)
+class _RecentRequest:
+    finished_at: float  # on the metrics' clock
+    ttft: float | None
+    inter_token: float | None
+    queue_wait: float | None
+    latency: float
 
 
 class EngineMetrics:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
+        self._recent: deque[_RecentRequest] = deque(maxlen=PERCENTILE_WINDOW)
         self._decode_events: deque[tuple[float, int]] = deque()
         self._prefill_events: deque[tuple[float, int]] = deque()
         self._ttfts: deque[float] = deque(maxlen=PERCENTILE_WINDOW)
@@ -89,15 +111,16 @@ class EngineMetrics:
         self.prompt_tokens = self.generated_tokens = 0
         self.kv_cache_tokens = 0
         self.oom_backoffs = 0
+        self.intra_op_threads = 0
 
     def record_prefill(self, tokens: int) -> None:
         with self._lock:
-            self._prefill_events.append((time.monotonic(), tokens))
+            self._prefill_events.append((self._clock(), tokens))
             self.prompt_tokens += tokens
 
     def record_decode(self, tokens: int) -> None:
         with self._lock:
-            self._decode_events.append((time.monotonic(), tokens))
+            self._decode_events.append((self._clock(), tokens))
             self.generated_tokens += tokens
 
     def record_result(self, result: GenerationResult) -> None:
@@ -114,10 +137,13 @@ class EngineMetrics:
                 self._ttft_histogram.observe(result.time_to_first_token_s)
             self._latencies.append(result.total_s)
             self._latency_histogram.observe(result.total_s)
+            self._recent.append(_RecentRequest(self._clock(), result.time_to_first_token_s, result.inter_token_s,
+                                               result.queue_wait_s, result.total_s))
 
     def snapshot(self, waiting: int, running: int, max_batch_size: int) -> EngineSnapshot:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
+            recent = [r for r in self._recent if r.finished_at >= now - RECENT_WINDOW_S]
             decode_rate = self._rate(self._decode_events, now)
             prefill_rate = self._rate(self._prefill_events, now)
             ttfts, latencies = sorted(self._ttfts), sorted(self._latencies)
@@ -146,6 +172,12 @@ class EngineMetrics:
                 latency_sum=self._latency_histogram.total,
                 kv_cache_tokens=self.kv_cache_tokens,
                 oom_backoffs=self.oom_backoffs,
+                recent_requests=len(recent),
+                recent_ttft_p99=_recent_p99(recent, "ttft"),
+                recent_inter_token_p99=_recent_p99(recent, "inter_token"),
+                recent_queue_wait_p99=_recent_p99(recent, "queue_wait"),
+                recent_latency_p99=_recent_p99(recent, "latency"),
+                intra_op_threads=self.intra_op_threads,
             )
 
     @staticmethod
@@ -153,3 +185,7 @@ class EngineMetrics:
         while events and events[0][0] < now - RATE_WINDOW_S:
             events.popleft()
         return sum(tokens for _, tokens in events) / RATE_WINDOW_S
+
+
+def _recent_p99(recent: list[_RecentRequest], name: str) -> float | None:
+    return percentile(sorted(v for r in recent if (v := getattr(r, name)) is not None), 0.99)

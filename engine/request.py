@@ -60,6 +60,14 @@ class GenerationResult:
     tokens_per_second: float | None = None
     error: str | None = None
     cached: bool = False  # answered from the response cache
+    queue_wait_s: float | None = None  # from submission to admission into the batch
+
+    @property
+    def inter_token_s(self) -> float | None:
+        """Mean time between output tokens after the first (the stream's pace), or None for one token."""
+        if self.time_to_first_token_s is None or self.completion_tokens < 2:
+            return None
+        return max(0.0, self.total_s - self.time_to_first_token_s) / (self.completion_tokens - 1)
 
     @property
     def ok(self) -> bool:

@@ -28,8 +28,12 @@ from engine.response_cache import CachedReply, ResponseCache
 from engine.sampling import make_generator
 from engine.sequence import Sequence, fail_handle
 from engine.text_stream import IncrementalDetokenizer, StopStringMatcher
+from engine.thread_control import ThreadController
 
 COMPILE_MODES = ("auto", "on", "off")
+# The intra-op thread count torch starts with (one per core, or OMP_NUM_THREADS), read before any scheduler
+# lowers it: torch.set_num_threads also changes the count that threads started later begin with.
+DEFAULT_THREADS = torch.get_num_threads()
 
 
 def compile_wanted(mode: str, device: torch.device) -> bool:
@@ -151,6 +155,9 @@ class Scheduler:
 
     # --- scheduler thread --------------------------------------------------------------------------------
     def _run(self) -> None:
+        # Created here: the thread count is per thread, and torch.set_num_threads must run on this one.
+        self._threads = ThreadController(DEFAULT_THREADS, time.monotonic)
+        self.metrics.intra_op_threads = self._threads.current
         while True:
             with self._condition:
                 while not (self._stopping or self._swap or self._tasks or self._waiting or self._preempted
@@ -374,10 +381,24 @@ class Scheduler:
             runner.keep([])
             return
         self._step_times.append(time.perf_counter() - started)
+        self._tune_threads(self._step_times[-1], len(next_ids))
         self.metrics.record_decode(len(next_ids))
         for sequence, token in zip(runner.running, next_ids):
             self._accept_token(sequence, token)
         runner.keep([s for s in runner.running if not s.handle.done])
+
+    def _tune_threads(self, step_s: float, rows: int) -> None:
+        """Hand the step to the thread controller and run the next step with the count it asks for (on a CPU:
+        a GPU's step does not wait on the CPU's thread team)."""
+        if self._loaded is None or self._loaded.device.type != "cpu":
+            return
+        self._threads.follow(self.settings.threads)
+        threads = self._threads.record(step_s, rows)
+        if threads != torch.get_num_threads():  # this thread's count: the one its parallel regions use
+            torch.set_num_threads(threads)
+        self.metrics.intra_op_threads = threads
+        while self._threads.changes:
+            log.info("intra-op threads: %s", self._threads.changes.pop(0))
 
     def _back_off_after_oom(self, failed_prefill: list[Sequence] | None) -> None:
         """Halve the batch size and re-queue what was running (their text so far is kept).

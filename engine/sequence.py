@@ -26,6 +26,7 @@ class Sequence:
     cache_length: int = 0  # real tokens in this sequence's KV cache
     first_token_at: float | None = None
     cache_key: tuple | None = None  # response-cache key, for deterministic requests
+    admitted_at: float = field(default_factory=time.perf_counter)  # left the queue (prepared for prefill)
 
     @property
     def params(self):
@@ -56,6 +57,7 @@ class Sequence:
             total_s=now - submitted,
             tokens_per_second=(count - 1) / decode_span if count > 1 and decode_span > 0 else None,
             error=error,
+            queue_wait_s=max(0.0, self.admitted_at - submitted),
         )
         self.handle._finish(result)
         return result

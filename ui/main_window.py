@@ -130,7 +130,7 @@ class MainWindow(QMainWindow):
         if "security.idle_lock_minutes" in changed:
             self.idle_lock.set_minutes(changed["security.idle_lock_minutes"])
         knobs = {key.removeprefix("engine."): value for key, value in changed.items()
-                 if key in ("engine.max_batch_size", "engine.max_wait_ms")}
+                 if key in ("engine.max_batch_size", "engine.max_wait_ms", "engine.threads")}
         if knobs:
             try:
                 self.adapter.core.configure_engine(**knobs)
@@ -139,7 +139,8 @@ class MainWindow(QMainWindow):
                 return
             applied = self.adapter.core.engine.settings
             for box, value in ((self.engine_panel.max_batch_size, applied.max_batch_size),
-                               (self.engine_panel.max_wait_ms, applied.max_wait_ms)):
+                               (self.engine_panel.max_wait_ms, applied.max_wait_ms),
+                               (self.engine_panel.threads, applied.threads)):
                 box.blockSignals(True)  # show the values; the engine already has them
                 box.setValue(value)
                 box.blockSignals(False)
@@ -214,7 +215,7 @@ class MainWindow(QMainWindow):
         )
         knobs = self.engine_panel
         for widget in (knobs.max_batch_size, knobs.max_wait_ms, knobs.max_prefill_tokens, knobs.queue_limit,
-                       knobs.adaptive, knobs.target_p99_ms, knobs.response_cache):
+                       knobs.threads, knobs.adaptive, knobs.target_p99_ms, knobs.response_cache):
             widget.setEnabled(can("engine:configure"))
         knobs.measure_button.setVisible(can("chat:use"))
         models = self.models_panel

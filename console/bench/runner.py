@@ -1,9 +1,10 @@
 """`llm-console bench`: a fixed workload at several concurrency levels, with baselines measured in the same run.
 
-Engine figures: output tokens/s, time to first token and end-to-end latency p50/p99, peak memory. Baselines
-on the same model and prompts: Hugging Face `generate` one request at a time, an HF static batch, and
-llama.cpp on the GGUF file when `llama-cpp-python` is installed. Every engine figure is also printed as a
-ratio to each baseline, so the numbers compare like with like on this machine.
+Engine figures: output tokens/s, time to first token and end-to-end latency p50/p99, peak memory, and the
+prefill speed of long prompts (`prefill.py`). Baselines on the same model and prompts: Hugging Face `generate`
+one request at a time, an HF static batch, and llama.cpp on the GGUF file when `llama-cpp-python` is installed
+(one stream, batched decode at each level, and prefill). Every engine figure is also printed as a ratio to
+each baseline, so the numbers compare like with like on this machine.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Callable
 import psutil
 import torch
 
+from console.bench.continuous_batching_baseline import continuous_batching_baselines
+from console.bench.prefill import PrefillRun, fitting_lengths, measure_engine_prefill, prompts_for
 from engine import GenerationRequest, InferenceEngine, SamplingParams
 from engine.metrics import percentile
 
@@ -65,6 +68,7 @@ class BenchReport:
     baselines: list[BaselineRun] = field(default_factory=list)
     join_ttft_idle_s: float | None = None
     join_ttft_busy_s: float | None = None
+    prefill_runs: list[PrefillRun] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
@@ -90,6 +94,13 @@ class BenchReport:
             for run in self.engine_runs:
                 ratios = "  ".join(f"{name} {value:.2f}x" for name, value in run.ratios.items())
                 lines.append(f"  concurrency {run.concurrency:>3}: {ratios}")
+        if self.prefill_runs:
+            lines += ["", "Long prompts (one new token, idle engine):",
+                      f"{'prompt tokens':>13} {'TTFT':>8} {'prefill tok/s':>14} {'llama.cpp tok/s':>16} {'ratio':>7}"]
+            for run in self.prefill_runs:
+                peer = f"{run.llama_cpp_prefill_tokens_per_s:16.1f}" if run.llama_cpp_prefill_tokens_per_s else f"{'–':>16}"
+                ratio = f"{run.ratio:6.2f}x" if run.ratio else f"{'–':>7}"
+                lines.append(f"{run.prompt_tokens:>13} {run.ttft_s:>7.3f}s {run.prefill_tokens_per_s:>14.1f} {peer} {ratio}")
         if self.join_ttft_idle_s is not None and self.join_ttft_busy_s is not None:
             lines += [
                 "",
@@ -141,7 +152,7 @@ def _params(new_tokens: int) -> SamplingParams:
 
 
 def run_engine_level(engine: InferenceEngine, concurrency: int, new_tokens: int, device: str) -> EngineRun:
-    prompts = [PROMPTS[i % len(PROMPTS)] + f" (request {i})" for i in range(concurrency)]
+    prompts = level_prompts(concurrency)
     with PeakMemory(device) as memory:
         started = time.perf_counter()
         handles = [engine.submit(GenerationRequest(messages=_chat(p), params=_params(new_tokens))) for p in prompts]
@@ -215,22 +226,39 @@ def hf_generate_baselines(engine: InferenceEngine, levels: list[int], new_tokens
     return engine.run_on_model(lambda loaded: torch.inference_mode()(run)(loaded))
 
 
-def llama_cpp_baseline(gguf_path: str, new_tokens: int) -> BaselineRun | None:
-    """llama.cpp on the same GGUF file and prompts, one stream, in its own process; None if not installed."""
+def level_prompts(concurrency: int) -> list[str]:
+    """The distinct prompts of one concurrency level (the engine's and llama.cpp batched's)."""
+    return [PROMPTS[i % len(PROMPTS)] + f" (request {i})" for i in range(concurrency)]
+
+
+def llama_cpp_baseline(engine: InferenceEngine, gguf_path: str, new_tokens: int, levels: list[int],
+                       prefill_texts: dict[int, str]) -> tuple[list[BaselineRun], dict[int, float]] | None:
+    """llama.cpp on the same GGUF file and prompts, in its own process: one stream, batched decode at each
+    level, and prefill tok/s of each long prompt. None if llama-cpp-python is not installed."""
     import importlib.util
     import subprocess
     import sys
 
     if importlib.util.find_spec("llama_cpp") is None:
         return None
-    completed = subprocess.run(
-        [sys.executable, "-m", "console.bench.llama_cpp_baseline", gguf_path, str(new_tokens), *PROMPTS[:2]],
-        capture_output=True, text=True, timeout=1800,
-    )
+
+    def formatted(loaded) -> dict[str, list[str]]:
+        apply = loaded.tokenizer.apply_chat_template
+        return {str(level): [apply(_chat(p), tokenize=False, add_generation_prompt=True) for p in level_prompts(level)]
+                for level in levels}
+
+    spec = {"gguf_path": gguf_path, "new_tokens": new_tokens, "prompts": list(PROMPTS[:2]),
+            "batched_texts": engine.run_on_model(formatted), "prefill_texts": {str(k): v for k, v in prefill_texts.items()}}
+    completed = subprocess.run([sys.executable, "-m", "console.bench.llama_cpp_baseline"], input=json.dumps(spec),
+                               capture_output=True, text=True, timeout=1800)
     if completed.returncode != 0:
         raise RuntimeError(f"the llama.cpp baseline failed: {completed.stderr.strip()[-500:]}")
     figures = json.loads(completed.stdout.strip().splitlines()[-1])
-    return BaselineRun("llama.cpp-one-stream", 1, figures["tokens"] / figures["seconds"])
+    runs = [BaselineRun("llama.cpp-one-stream", 1, figures["tokens"] / figures["seconds"])]
+    runs += [BaselineRun("llama.cpp-batched", int(level), run["tokens"] / run["seconds"])
+             for level, run in figures["batched"].items()]
+    prefill = {int(length): run["tokens"] / run["seconds"] for length, run in figures["prefill"].items()}
+    return runs, prefill
 
 
 def run_benchmark(
@@ -241,13 +269,20 @@ def run_benchmark(
     gguf_path: str | None = None,
     report: Callable[[str], None] = print,
     repeat: int = 3,
+    prompt_lengths: list[int] | None = None,
+    continuous_batching: bool | None = None,
 ) -> BenchReport:
     """Engine levels and baselines run in rounds (`repeat` of them), interleaved, and each figure is the
-    median of its rounds: a machine whose speed drifts (a shared VM) then moves both sides of a ratio."""
+    median of its rounds: a machine whose speed drifts (a shared VM) then moves both sides of a ratio.
+    `prompt_lengths` adds the long-prompt case (prefill tok/s and time to first token) at those token counts;
+    `continuous_batching` adds transformers' continuous batching as a baseline (None: on a GPU only)."""
     info = engine.model_info
     engine.configure(response_cache=False, max_batch_size=max(levels), queue_limit=max(64, max(levels) * 2))
     result = BenchReport(model=info.name, precision=info.precision, device=info.device, new_tokens=new_tokens,
                          rounds=repeat)
+    if continuous_batching is None:
+        continuous_batching = info.device.startswith("cuda")
+    continuous_batching_error = None
     report("warming up")
     engine.generate(GenerationRequest(messages=_chat("Warm-up."), params=_params(4)))
     if engine.snapshot().decoder.endswith("compiling"):
@@ -255,6 +290,13 @@ def run_benchmark(
         while engine.snapshot().decoder.endswith("compiling"):
             time.sleep(0.2)
     result.decoder = engine.snapshot().decoder
+    lengths, too_long = fitting_lengths(engine, prompt_lengths or [])
+    if too_long:
+        result.notes.append(f"prompts of {', '.join(map(str, too_long))} tokens do not fit the model's context "
+                            f"of {info.context_length:,}: skipped")
+    prefill_texts = prompts_for(engine, lengths) if lengths else {}
+    prefill_rounds: list[list[PrefillRun]] = []
+    llama_prefill_rounds: list[dict[int, float]] = []
     engine_rounds: dict[int, list[EngineRun]] = {level: [] for level in levels}
     baseline_rounds: dict[tuple[str, int], list[BaselineRun]] = {}
     llama_missing = False
@@ -263,34 +305,64 @@ def run_benchmark(
         for level in levels:
             report(f"{prefix}engine, concurrency {level}")
             engine_rounds[level].append(run_engine_level(engine, level, new_tokens, info.device))
+        if prefill_texts:
+            report(f"{prefix}engine, long prompts of {', '.join(map(str, lengths))} tokens")
+            prefill_rounds.append(measure_engine_prefill(engine, prefill_texts))
         if not baselines:
             continue
         report(f"{prefix}baseline: Hugging Face generate (sequential and static batches)")
         runs = hf_generate_baselines(engine, levels, new_tokens)
+        if continuous_batching and continuous_batching_error is None:
+            report(f"{prefix}baseline: transformers continuous batching")
+            try:
+                runs += continuous_batching_baselines(engine, level_prompts, levels, new_tokens, _chat)
+            except Exception as error:  # a baseline that cannot run must not lose the engine's figures
+                continuous_batching_error = f"transformers continuous batching did not run: {error}"
         if gguf_path:
-            report(f"{prefix}baseline: llama.cpp")
-            llama = llama_cpp_baseline(gguf_path, new_tokens)
+            report(f"{prefix}baseline: llama.cpp (one stream, batched, prefill)")
+            llama = llama_cpp_baseline(engine, gguf_path, new_tokens, levels, prefill_texts)
             llama_missing = llama is None
-            runs += [llama] if llama is not None else []
+            if llama is not None:
+                runs += llama[0]
+                llama_prefill_rounds.append(llama[1])
         for run in runs:
             baseline_rounds.setdefault((run.name, run.concurrency), []).append(run)
     result.engine_runs = [_median(engine_rounds[level]) for level in levels]
     result.baselines = [_median(runs) for runs in baseline_rounds.values()]
+    result.prefill_runs = _median_prefill(lengths, prefill_rounds, llama_prefill_rounds)
     report("time to first token, idle and joining a busy engine")
     result.join_ttft_idle_s, result.join_ttft_busy_s = measure_join_ttft(engine, new_tokens)
+    if continuous_batching_error:
+        result.notes.append(continuous_batching_error)
     if baselines and not gguf_path:
         result.notes.append("the model is not a GGUF file: no llama.cpp baseline")
     if llama_missing:
         result.notes.append("llama-cpp-python is not installed: no llama.cpp baseline "
                             "(install it with CMAKE_ARGS=\"-DGGML_NATIVE=OFF\" pip install llama-cpp-python)")
-    single = {b.name: b.output_tokens_per_s for b in result.baselines if b.concurrency == 1}
-    static = {b.concurrency: b.output_tokens_per_s for b in result.baselines if b.name == "hf-static-batch"}
+    per_level = ("hf-static-batch", "llama.cpp-batched", "transformers-continuous-batching")
+    single = {b.name: b.output_tokens_per_s for b in result.baselines if b.concurrency == 1 and b.name not in per_level}
     for run in result.engine_runs:
         for name, tokens_per_s in single.items():
             run.ratios[name] = run.output_tokens_per_s / tokens_per_s
-        if run.concurrency in static:
-            run.ratios["hf-static-batch"] = run.output_tokens_per_s / static[run.concurrency]
+        for name in per_level:  # against the same level of the same kind
+            same = [b for b in result.baselines if b.name == name and b.concurrency == run.concurrency]
+            if same:
+                run.ratios[name] = run.output_tokens_per_s / same[0].output_tokens_per_s
     return result
+
+
+def _median_prefill(lengths: list[int], engine_rounds: list[list[PrefillRun]],
+                    llama_rounds: list[dict[int, float]]) -> list[PrefillRun]:
+    """Per prompt length, the engine round with the median TTFT, and llama.cpp's median prefill speed beside it."""
+    runs = []
+    for index, length in enumerate(lengths if engine_rounds else []):
+        ordered = sorted((rounds[index] for rounds in engine_rounds), key=lambda run: run.ttft_s)
+        run = ordered[(len(ordered) - 1) // 2]
+        peers = [rounds[length] for rounds in llama_rounds if length in rounds]
+        if peers:
+            run.llama_cpp_prefill_tokens_per_s = statistics.median(peers)
+        runs.append(run)
+    return runs
 
 
 def _median(runs: list):

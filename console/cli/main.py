@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="torch.compile the lean decode step (default: the engine.compile setting, auto = GPU only)")
     bench.add_argument("--repeat", type=int, default=3,
                        help="rounds of engine and baselines, interleaved; each figure is the median (default 3)")
+    bench.add_argument("--prompt-tokens", default="512,2048", metavar="N,N",
+                       help="long-prompt case: prefill tok/s and time to first token at these prompt lengths "
+                            "(default 512,2048; 0 skips it)")
     bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     add_models_parser(commands)
     add_admin_parsers(commands)
@@ -76,7 +79,7 @@ def run_chat(args: argparse.Namespace, core) -> int:
     try:
         info = core.load(chat_load_target(core, args.model, args.precision, args.device, args.quiet), report)
         if not args.quiet:
-            print(f"[model] {info.name} · {info.precision} · {info.device} · loaded in {info.load_seconds:.1f} s", file=sys.stderr)
+            print(f"[model] {info.name} · {info.precision_label} · {info.device} · loaded in {info.load_seconds:.1f} s", file=sys.stderr)
         params = SamplingParams(
             temperature=args.temperature,
             top_p=args.top_p,
@@ -124,6 +127,11 @@ def run_bench(args: argparse.Namespace, core) -> int:
     except ValueError:
         print(f"error: --concurrency takes positive whole numbers separated by commas (got {args.concurrency!r})", file=sys.stderr)
         return 2
+    try:
+        prompt_lengths = sorted({int(n) for n in args.prompt_tokens.split(",") if int(n) > 0})
+    except ValueError:
+        print(f"error: --prompt-tokens takes whole numbers separated by commas (got {args.prompt_tokens!r})", file=sys.stderr)
+        return 2
     if args.repeat < 1:
         print(f"error: --repeat takes a whole number of rounds, 1 or more (got {args.repeat})", file=sys.stderr)
         return 2
@@ -147,7 +155,7 @@ def run_bench(args: argparse.Namespace, core) -> int:
         if knobs:
             core.configure_engine(**knobs)
         report = core.benchmark(levels, args.new_tokens, baselines=not args.no_baselines, gguf_path=gguf_path,
-                                repeat=args.repeat,
+                                repeat=args.repeat, prompt_lengths=prompt_lengths,
                                 report=lambda message: print(f"[bench] {message}", file=sys.stderr, flush=True))
         print(report.format_table())
         if args.json:

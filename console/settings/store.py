@@ -90,6 +90,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("engine.compile", "Compile decode step", "auto", "engine:configure", _choice(COMPILE_MODES),
                 "auto: on a GPU only, while loading; on: also on a CPU, in the background (replies are slower "
                 "for its 10-40 s), then about 1.25x faster; applies at the next model load"),
+    SettingSpec("engine.threads", "Intra-op threads", 0, "engine:configure", _number(int, 0, 1024),
+                "0 adapts: fewer threads while another program takes a core, more again when it ends; "
+                "a number pins that many"),
     SettingSpec("engine.max_new_tokens", "Max new tokens", 256, "engine:configure", _number(int, 1, 32768)),
     SettingSpec("telemetry.interval_s", "Telemetry interval", 1.0, "settings:edit", _number(float, 0.1, 60, " s")),
     SettingSpec("alerts.rules", "Alert rules", [], "settings:edit", _alert_rules,

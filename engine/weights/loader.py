@@ -11,7 +11,7 @@ from typing import Any, Callable
 import torch
 
 from engine.weights import gguf_cache
-from engine.weights.devices import QUANTIZED, describe_device, resolve_device, resolve_precision
+from engine.weights.devices import QUANTIZED, choose_precision, describe_device, resolve_device
 from engine.weights.quantization import quantize_model
 from engine.errors import ModelLoadError
 
@@ -40,6 +40,12 @@ class LoadedModelInfo:
     load_seconds: float
     has_chat_template: bool
     quantization: str = "none"  # for int8/int4: layers quantized and the kernel used
+    precision_reason: str = ""  # what `auto` chose and why ("" when the precision was named)
+
+    @property
+    def precision_label(self) -> str:
+        """'int8' or, for `auto`, 'int8 (auto: int8 is the fastest on this CPU within 1 % quality)'."""
+        return f"{self.precision} (auto: {self.precision_reason})" if self.precision_reason else self.precision
 
 
 @dataclass
@@ -94,6 +100,15 @@ def weight_bytes(model) -> int:
     return total
 
 
+def quantize_and_describe(model, precision: str, dtype: torch.dtype) -> str:
+    """Quantize the model's linear layers in place; returns the `quantization` line of its info."""
+    report = quantize_model(model, precision, dtype)
+    quantization = f"{report.layers_quantized} linear layers {precision} ({report.kernel} kernel)"
+    if report.layers_skipped:
+        quantization += f", {report.layers_skipped} kept at {dtype}".replace("torch.", "")
+    return quantization
+
+
 def _quiet_transformers() -> None:
     """Progress is reported through `progress`; transformers' own console bars would only be noise."""
     from transformers.utils import logging as transformers_logging
@@ -108,7 +123,7 @@ def load_model(spec: ModelSpec, cache_dir: Path, progress: ProgressCallback = _n
     _quiet_transformers()
     path = Path(spec.path).expanduser()
     device = resolve_device(spec.device)
-    precision, dtype = resolve_precision(spec.precision, device)
+    precision, dtype, precision_reason = choose_precision(spec.precision, device)
     progress(0.02, f"Checking {path.name}")
     if not path.exists():
         raise ModelLoadError(f"Model not found: {path}")
@@ -145,10 +160,7 @@ def load_model(spec: ModelSpec, cache_dir: Path, progress: ProgressCallback = _n
     quantization = "none"
     if precision in QUANTIZED:
         progress(0.85, f"Quantizing weights to {precision}")
-        report = quantize_model(model, precision, dtype)
-        quantization = f"{report.layers_quantized} linear layers {precision} ({report.kernel} kernel)"
-        if report.layers_skipped:
-            quantization += f", {report.layers_skipped} kept at {dtype}".replace("torch.", "")
+        quantization = quantize_and_describe(model, precision, dtype)
 
     progress(0.9, "Warming up")
     with torch.inference_mode():
@@ -167,6 +179,7 @@ def load_model(spec: ModelSpec, cache_dir: Path, progress: ProgressCallback = _n
         load_seconds=time.perf_counter() - started,
         has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
         quantization=quantization,
+        precision_reason=precision_reason,
     )
     progress(1.0, "Ready")
     return LoadedModel(model=model, tokenizer=tokenizer, info=info, device=device, eos_token_ids=_eos_ids(model, tokenizer))

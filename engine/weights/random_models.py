@@ -6,9 +6,9 @@ import time
 
 import torch
 
-from engine.weights.devices import describe_device, resolve_device, resolve_precision
+from engine.weights.devices import QUANTIZED, choose_precision, describe_device, resolve_device
 from engine.errors import ModelLoadError
-from engine.weights.loader import LoadedModel, LoadedModelInfo, _eos_ids, weight_bytes
+from engine.weights.loader import LoadedModel, LoadedModelInfo, _eos_ids, quantize_and_describe, weight_bytes
 
 SHAPES = {
     # DeepSeek-R1-Distill-Qwen-1.5B
@@ -30,7 +30,7 @@ def build_random_model(shape: str, tokenizer, device_name: str = "auto", precisi
         raise ModelLoadError(f"Unknown random model shape '{shape}'; choose one of {', '.join(SHAPES)}.")
     started = time.perf_counter()
     device = resolve_device(device_name)
-    precision, dtype = resolve_precision(precision_name, device)
+    precision, dtype, precision_reason = choose_precision(precision_name, device)
     fields = dict(SHAPES[shape])
     config = AutoConfig.for_model(fields.pop("model_type"), **fields)
     if len(tokenizer) > config.vocab_size:
@@ -39,10 +39,12 @@ def build_random_model(shape: str, tokenizer, device_name: str = "auto", precisi
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
     parameters = sum(p.numel() for p in model.parameters())
+    quantization = quantize_and_describe(model, precision, dtype) if precision in QUANTIZED else "none"
     info = LoadedModelInfo(
         name=f"random {shape}", path=f"random:{shape}", format="random", architecture=config.model_type,
         parameters=parameters, precision=precision, device=describe_device(device),
         context_length=config.max_position_embeddings, weight_bytes=weight_bytes(model),
         load_seconds=time.perf_counter() - started, has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
+        quantization=quantization, precision_reason=precision_reason,
     )
     return LoadedModel(model=model, tokenizer=tokenizer, info=info, device=device, eos_token_ids=_eos_ids(model, tokenizer))

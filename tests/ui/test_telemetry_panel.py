@@ -163,7 +163,7 @@ def test_a_chart_saves_as_png(panel, telemetry, nvml, tmp_path):
 
 # --- alerts -------------------------------------------------------------------------------------------------
 def test_a_firing_alert_enters_the_log_newest_first(panel, telemetry, nvml):
-    assert panel.alerts.alert_list.item(0).text().startswith("No alerts yet. Watching: p99 latency > 500 ms;")
+    assert panel.alerts.alert_list.item(0).text().startswith("No alerts yet. Watching: p99 time to first token > 500 ms;")
     play(telemetry, nvml, 0, utilization=[95, 96, 97])
     assert "⚠ GPU 0: GPU utilisation > 90 % for 3 samples (now 97 %) — consider a larger batch or another GPU" in panel.alerts.alert_list.item(0).text()
     assert "1 firing now" in panel.alerts.active_label.text()

@@ -10,6 +10,7 @@ from ui.adapters.thread_relay import ThreadRelay
 
 from console.core import ConsoleCore
 from console.telemetry import AlertRule, PrometheusExporter, TelemetryService
+from console.telemetry.alerts import replace_retired_default
 from console.telemetry.errors import TelemetryError
 from console.telemetry.prometheus_exporter import DEFAULT_HOST
 
@@ -39,7 +40,7 @@ class TelemetryAdapter(ThreadRelay):
         options.setdefault("interval_s", core.settings.get("telemetry.interval_s"))
         stored_rules = core.settings.get("alerts.rules")
         if stored_rules:
-            options.setdefault("rules", [AlertRule(**rule) for rule in stored_rules])
+            options.setdefault("rules", replace_retired_default(AlertRule(**rule) for rule in stored_rules))
         adapter = cls(TelemetryService(core.engine.snapshot, **options), parent)
         adapter.service.alert_log.sink = AlertStore(core.database).record
         adapter.store_rules = lambda rules: core.settings.set(

@@ -52,6 +52,9 @@ class EnginePanel(QWidget):
         self.adaptive = QCheckBox("Adapt batch size to keep p99 time per token under")
         self.adaptive.setChecked(settings.adaptive)
         self.target_p99_ms = double_spin_box(1, 60_000, 10, settings.target_p99_ms, "p99 time per output token to keep under", " ms")
+        self.threads = int_spin_box(0, 1024, settings.threads, "Intra-op threads of the forward pass. Auto measures "
+                                    "each step and uses fewer threads while another program takes a core")
+        self.threads.setSpecialValueText("auto")
         self.response_cache = QCheckBox("Answer repeated greedy requests from the response cache")
         self.response_cache.setChecked(settings.response_cache)
         self.knob_error = QLabel("")
@@ -64,6 +67,7 @@ class EnginePanel(QWidget):
         form.addRow("Max wait", self.max_wait_ms)
         form.addRow("Max prefill tokens / step", self.max_prefill_tokens)
         form.addRow("Queue limit", self.queue_limit)
+        form.addRow("Threads", self.threads)
         adaptive_row = QHBoxLayout()
         adaptive_row.addWidget(self.adaptive)
         adaptive_row.addWidget(self.target_p99_ms)
@@ -78,7 +82,7 @@ class EnginePanel(QWidget):
             ("waiting", "Waiting"), ("running", "Running"), ("occupancy", "Batch occupancy"),
             ("decode", "Generated tok/s"), ("prefill", "Prefill tok/s"), ("ttft", "TTFT p50 / p99"),
             ("latency", "Latency p50 / p99"), ("kv", "KV cache"), ("requests", "Finished / failed / cancelled"),
-            ("oom", "Out-of-memory back-offs"), ("decoder", "Forward pass"),
+            ("oom", "Out-of-memory back-offs"), ("decoder", "Forward pass"), ("threads", "Threads now"),
         ]
         for row, (key, title) in enumerate(names):
             grid.addWidget(QLabel(title), row, 0)
@@ -125,7 +129,7 @@ class EnginePanel(QWidget):
         layout.addLayout(left, 2)
         layout.addLayout(right, 3)
 
-        for box in (self.max_batch_size, self.max_prefill_tokens, self.queue_limit):
+        for box in (self.max_batch_size, self.max_prefill_tokens, self.queue_limit, self.threads):
             box.valueChanged.connect(self.apply_knobs)
         for box in (self.max_wait_ms, self.target_p99_ms):
             box.valueChanged.connect(self.apply_knobs)
@@ -152,6 +156,7 @@ class EnginePanel(QWidget):
                 adaptive=self.adaptive.isChecked(),
                 target_p99_ms=self.target_p99_ms.value(),
                 response_cache=self.response_cache.isChecked(),
+                threads=self.threads.value(),
             )
         except (EngineError, ConsoleError) as error:
             self.knob_error.setText(f"⚠ {error}")
@@ -173,6 +178,8 @@ class EnginePanel(QWidget):
         figures["requests"].setText(f"{snapshot.requests_finished} / {snapshot.requests_failed} / {snapshot.requests_cancelled}")
         figures["oom"].setText(str(snapshot.oom_backoffs))
         figures["decoder"].setText(snapshot.decoder or "–")
+        mode = "adapting" if self.engine.settings.threads == 0 else "pinned"
+        figures["threads"].setText(f"{snapshot.intra_op_threads} ({mode})" if snapshot.intra_op_threads else "–")
         figures["decoder"].setToolTip("lean: the engine's own forward pass for Llama-family models; compiled: through "
                                       "torch.compile (the engine.compile setting). Others run transformers' forward.")
         if snapshot.max_batch_size != self.max_batch_size.value():  # adaptive mode or an OOM back-off moved it

@@ -157,7 +157,7 @@ class ModelBar(QWidget):
         self.progress.setVisible(False)
         self._set_status(
             f"● {info.name} · {info.architecture} · {format_parameters(info.parameters)} parameters · "
-            f"{info.precision} · {info.device} · weights {format_bytes(info.weight_bytes)} · "
+            f"{info.precision_label} · {info.device} · weights {format_bytes(info.weight_bytes)} · "
             f"context {info.context_length:,} · loaded in {info.load_seconds:.1f} s",
             "ok",
         )

@@ -32,6 +32,7 @@ from ui.access.users_view import UsersView
 _CHOICES = {"engine.device": DEVICES, "engine.precision": PRECISIONS, "engine.compile": COMPILE_MODES, "prometheus.host": ("127.0.0.1", "::1", "localhost", "0.0.0.0")}
 _RANGES = {  # the widget's range and unit; the settings store validates again
     "engine.max_batch_size": (1, 1024, " requests"), "engine.max_wait_ms": (0, MAX_WAIT_CAP_MS, " ms"),
+    "engine.threads": (0, 1024, " threads"),
     "engine.max_new_tokens": (1, 32768, " tokens"), "telemetry.interval_s": (0.1, 60, " s"),
     "prometheus.port": (1024, 65535, ""), "security.idle_lock_minutes": (0, 1440, " min"),
 }

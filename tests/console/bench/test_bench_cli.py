@@ -29,6 +29,22 @@ def test_bench_prints_a_table_with_baseline_ratios_and_writes_json(tiny_model_di
     assert report["rounds"] == 2 and report["decoder"] == "lean"
 
 
+def test_bench_measures_long_prompts_and_skips_those_past_the_context(tiny_model_dir, tmp_path, shared_data_dir):
+    out = tmp_path / "bench.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "console", "bench", "--model", str(tiny_model_dir), "--device", "cpu",
+         "--concurrency", "1", "--new-tokens", "4", "--repeat", "1", "--no-baselines",
+         "--prompt-tokens", "256,2048", "--json", str(out)],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, LLM_CONSOLE_DATA_DIR=str(shared_data_dir)),
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "Long prompts" in completed.stdout
+    report = json.loads(out.read_text())
+    (run,) = report["prefill_runs"]
+    assert 240 <= run["prompt_tokens"] <= 270 and run["prefill_tokens_per_s"] > 0 and run["ttft_s"] > 0
+    assert "prompts of 2048 tokens do not fit the model's context of 2,048: skipped" in report["notes"]
+
+
 def test_each_figure_is_the_median_round():
     from console.bench.runner import BaselineRun, _median
 

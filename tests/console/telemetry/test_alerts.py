@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from console.telemetry import DEFAULT_RULES, AlertLog, AlertRule, GpuSampler, InvalidAlertRule, TelemetryService
+from console.telemetry.alerts import RETIRED_DEFAULT, replace_retired_default
+from engine import GenerationRequest, SamplingParams
+from engine.metrics import RECENT_WINDOW_S
 from tests.engine_figures import ScriptedEngineFigures
 from tests.fake_nvml import FakeGpu, FakeNvml
 
@@ -39,13 +44,16 @@ def play(service, nvml, gpu: int, **series) -> list[list[str]]:
     return seen
 
 
-def test_the_defaults_are_the_five_rules_of_the_dashboard():
-    assert [rule.describe() for rule in DEFAULT_RULES] == [
-        "p99 latency > 500 ms",
-        "GPU utilisation > 90 % for 3 samples",
-        "GPU utilisation < 20 % for 3 samples while requests are queued",
-        "GPU memory > 95 %",
-        "GPU temperature > 85 °C",
+def test_the_defaults_judge_each_request_and_leave_end_to_end_time_as_an_option():
+    assert [(rule.describe(), rule.enabled) for rule in DEFAULT_RULES] == [
+        ("p99 time to first token > 500 ms", True),
+        ("p99 time between tokens > 250 ms", True),
+        ("p99 queue wait > 1,000 ms", True),
+        ("GPU utilisation > 90 % for 3 samples", True),
+        ("GPU utilisation < 20 % for 3 samples while requests are queued", True),
+        ("GPU memory > 95 %", True),
+        ("GPU temperature > 85 °C", True),
+        ("p99 end-to-end latency > 60,000 ms", False),
     ]
 
 
@@ -90,22 +98,85 @@ def test_temperature_above_85_degrees_fires(service, nvml):
     assert "GPU temperature > 85 °C (now 86 °C)" in service.alerts.active()[0].text
 
 
-def test_p99_latency_above_500_ms_fires(service, engine_figures):
-    engine_figures.finish(total_s=0.2)
+def test_p99_time_to_first_token_above_500_ms_fires(service, engine_figures):
+    engine_figures.finish(total_s=0.2, ttft_s=0.1)
     service.sample_once()
     assert firing(service) == []
     for _ in range(3):
-        engine_figures.finish(total_s=0.9)
+        engine_figures.finish(total_s=2.0, ttft_s=0.9)
     service.sample_once()
-    assert firing(service) == ["High p99 latency / Engine"]
-    assert "p99 latency > 500 ms (now 900 ms)" in service.alerts.active()[0].text
+    assert firing(service) == ["Slow first token / Engine"]
+    assert "p99 time to first token > 500 ms (now 900 ms)" in service.alerts.active()[0].text
+
+
+def test_a_slow_token_stream_fires(service, engine_figures):
+    engine_figures.finish(total_s=0.05 + 15 * 0.3, ttft_s=0.05, tokens=16)  # 300 ms between tokens
+    service.sample_once()
+    assert firing(service) == ["Slow token stream / Engine"]
+    assert "(now 300 ms)" in service.alerts.active()[0].text
+
+
+def test_a_long_queue_wait_fires(service, engine_figures):
+    engine_figures.finish(total_s=3.0, ttft_s=0.3, queue_wait_s=2.5)
+    service.sample_once()
+    assert firing(service) == ["Long queue wait / Engine"]
+
+
+def test_a_long_ordinary_reply_fires_nothing(service, engine_figures):
+    engine_figures.finish(total_s=9.0, ttft_s=0.06, tokens=256)  # 256 tokens at about 28 tokens/s
+    service.sample_once()
+    assert firing(service) == []
+
+
+def test_an_ordinary_reply_on_an_idle_engine_fires_nothing(tiny_engine):
+    service = TelemetryService(tiny_engine.snapshot, gpu_sampler=GpuSampler(nvml=FakeNvml(driver_loaded=False)))
+    service.set_rules([dataclasses.replace(rule, enabled=True) for rule in DEFAULT_RULES])  # the end-to-end option too: a short reply is well under it
+    params = SamplingParams(temperature=0, max_new_tokens=32, ignore_eos=True)
+    result = tiny_engine.generate(GenerationRequest(prompt="hello world", params=params), timeout=60)
+    frame = service.sample_once()
+    assert result.completion_tokens == 32 and frame.engine.recent_requests == 1
+    assert service.alert_log.events() == []
+
+
+def test_a_firing_alert_shows_the_value_now_not_the_one_it_fired_with(service, engine_figures):
+    engine_figures.finish(total_s=2.0, ttft_s=0.9)
+    service.sample_once()
+    engine_figures.clock.advance(RECENT_WINDOW_S / 2)
+    engine_figures.finish(total_s=2.0, ttft_s=1.4)
+    service.sample_once()
+    assert "(now 1,400 ms)" in service.alerts.active()[0].text
+    assert [event.state for event in service.alert_log.events()] == ["firing"]  # it did not fire twice
+
+
+def test_the_alert_resolves_once_the_slow_requests_leave_the_window(service, engine_figures):
+    engine_figures.finish(total_s=2.0, ttft_s=0.9)
+    service.sample_once()
+    engine_figures.clock.advance(RECENT_WINDOW_S - 1)
+    engine_figures.finish(total_s=0.5, ttft_s=0.05)
+    service.sample_once()
+    assert firing(service) == ["Slow first token / Engine"]
+    engine_figures.clock.advance(2)
+    service.sample_once()
+    assert firing(service) == []
+    assert service.alert_log.events()[-1].text == "Resolved: Engine: Slow first token (now 50 ms)"
 
 
 def test_without_a_gpu_only_engine_rules_can_fire(engine_figures):
     service = TelemetryService(engine_figures.snapshot, gpu_sampler=GpuSampler(nvml=FakeNvml(driver_loaded=False)))
-    engine_figures.finish(total_s=2.0)
+    engine_figures.finish(total_s=2.0, ttft_s=0.8)
     service.sample_once()
-    assert firing(service) == ["High p99 latency / Engine"]
+    assert firing(service) == ["Slow first token / Engine"]
+
+
+def test_stored_rules_holding_the_retired_seed_get_the_request_rules_in_its_place():
+    custom = AlertRule("Busy", "requests_waiting", ">", 10, 2)
+    assert [rule.name for rule in replace_retired_default([RETIRED_DEFAULT, custom])] == [
+        "Slow first token", "Slow token stream", "Long queue wait", "Slow replies end to end", "Busy"]
+
+
+def test_stored_rules_without_the_retired_seed_are_kept_as_they_are():
+    edited = AlertRule("High p99 latency", "latency_p99_ms", ">", 20_000, 1)
+    assert replace_retired_default([edited]) == [edited]
 
 
 def test_a_disabled_rule_never_fires(service, nvml):

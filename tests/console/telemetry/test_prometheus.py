@@ -96,7 +96,8 @@ def test_queue_batch_and_request_counters_are_served(service, exporter):
     assert recent[(("quantile", "0.99"),)] == 3.0
 
 
-def test_system_figures_and_firing_alerts_are_served(service, exporter):
+def test_system_figures_and_firing_alerts_are_served(service, exporter, engine_figures):
+    engine_figures.finish(total_s=3.0, ttft_s=0.9)
     service.sample_once()
     families = scrape(exporter.url)
     assert 0 < samples(families["llm_console_memory_used_bytes"])[()] < samples(families["llm_console_memory_total_bytes"])[()]
@@ -104,7 +105,7 @@ def test_system_figures_and_firing_alerts_are_served(service, exporter):
     assert all(0 <= v <= 1 for v in samples(families["llm_console_cpu_core_utilization_ratio"]).values())
     firing = samples(families["llm_console_alert_firing"])
     assert firing == {
-        (("rule", "High p99 latency"), ("subject", "Engine")): 1.0,
+        (("rule", "Slow first token"), ("subject", "Engine")): 1.0,
         (("rule", "GPU too hot"), ("subject", "GPU 0")): 1.0,
     }
 
