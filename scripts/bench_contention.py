@@ -48,7 +48,8 @@ def worker(precision: str, threads: int, new_tokens: int, cache: Path) -> dict:
     from engine.batching_settings import BatchingSettings
 
     setting = torch.get_num_threads() if threads < 0 else threads
-    engine = InferenceEngine(cache, settings=BatchingSettings(threads=setting), compile_decode="off")
+    # No response cache: each phase asks the same question again.
+    engine = InferenceEngine(cache, settings=BatchingSettings(threads=setting, response_cache=False), compile_decode="off")
     try:
         engine.load(ModelSpec(str(default_model_path()), precision=precision, device="cpu"))
 
@@ -83,7 +84,6 @@ def run_config(name: str, args: argparse.Namespace, cache: Path) -> dict:
             env[key] = value
         else:
             env.pop(key, None)
-    env["LLM_CONSOLE_OPENMP_DEFAULTS"] = "off"  # this script sets the wait policy itself
     command = [sys.executable, __file__, "--worker", "--precision", args.precision, "--threads", str(threads),
                "--new-tokens", str(args.new_tokens), "--cache", str(cache)]
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
