@@ -209,3 +209,17 @@ def test_auto_compiles_on_a_gpu_only():
     assert compile_wanted("on", cpu) and not compile_wanted("off", cuda)
     with pytest.raises(ValueError, match="compile mode must be one of auto, on, off"):
         compile_wanted("sometimes", cpu)
+
+
+def test_a_pinned_thread_count_runs_on_the_scheduler_thread_and_shows_in_the_figures(tiny_engine):
+    tiny_engine.configure(threads=1)
+    tiny_engine.generate(GenerationRequest(messages=chat("hello"), params=greedy(6, ignore_eos=True)), timeout=60)
+    assert tiny_engine.snapshot().intra_op_threads == 1
+    assert tiny_engine.run_on_model(lambda _loaded: torch.get_num_threads(), timeout=60) == 1
+
+
+def test_a_thread_count_outside_the_range_is_refused():
+    from engine.batching_settings import BatchingSettings
+
+    with pytest.raises(InvalidRequest, match="threads must be 0"):
+        BatchingSettings(threads=-1).validate()

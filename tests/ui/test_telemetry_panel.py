@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QApplication
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
-from console.telemetry import GpuSampler, TelemetryService
+from console.telemetry import DEFAULT_RULES, GpuSampler, TelemetryService
 from tests.engine_figures import ScriptedEngineFigures
 from tests.fake_nvml import FakeGpu, FakeNvml
 from ui.adapters.engine_adapter import EngineAdapter
@@ -199,7 +199,7 @@ def test_added_and_removed_rules_apply(panel, telemetry):
     editor.remove_button.click()
     assert editor.apply()
     names = [rule.name for rule in telemetry.service.alerts.rules]
-    assert names[0] == "GPU saturated" and names[-1] == "New rule" and len(names) == 5
+    assert names[0] == "Slow token stream" and names[-1] == "New rule" and len(names) == len(DEFAULT_RULES)
     editor.close()
 
 
