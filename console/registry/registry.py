@@ -199,9 +199,11 @@ class Registry:
         from engine.errors import ModelLoadError
         from engine.weights.inspection import describe_model
 
+        from engine.weights.model_folder import resolve_model_path
+
         source = Path(path).expanduser()
         try:
-            source = source.resolve()
+            source = resolve_model_path(source)
             description = describe_model(source)
         except ModelLoadError as error:
             text = str(error)
@@ -327,6 +329,8 @@ class Registry:
             else:
                 if (stat.st_size, stat.st_mtime_ns) != (record.size, record.mtime_ns):
                     changed.append(record.path)
+        if version.format == "hf":
+            problems.update(unlisted_files(root, {record.path for record in files}))
         reason = None
         if not force_full:
             if problems:
@@ -352,7 +356,10 @@ class Registry:
                     problems[name] = FileProblem(name, record.sha256, None, "unstable")
                 else:
                     problems[name] = FileProblem(name, record.sha256, None, "unreadable")
-        ordered = tuple(problems[r.path] for r in files if r.path in problems)
+        recorded = {r.path for r in files}
+        ordered = tuple(problems[r.path] for r in files if r.path in problems) + tuple(
+            problem for path, problem in sorted(problems.items()) if path not in recorded
+        )
         checked_at = now_iso()
         kind = "full" if full else "quick"
         detail = describe_problems(list(ordered)) if ordered else f"All {len(files)} files match ({kind} check)."
@@ -467,6 +474,22 @@ class Registry:
     @staticmethod
     def _record(row: dict, default_id: int | None) -> VersionRecord:
         return VersionRecord(**{name: row[name] for name in _VERSION_FIELDS}, is_default=row["id"] == default_id)
+
+
+def unlisted_files(root: Path, listed: set[str]) -> dict[str, FileProblem]:
+    """Problems with what a load would read beside the listed files: files added since (a chat_template.jinja
+    changes every prompt), and links out of the folder or in a loop. The folder itself missing is left to the
+    per-file checks."""
+    from engine.weights.model_folder import scan_model_folder
+
+    if not root.is_dir():
+        return {}
+    scan = scan_model_folder(root)
+    problems = {p.path: FileProblem(p.path, "", None, "unsafe", str(p)) for p in scan.refused}
+    for path in scan.files:
+        if path not in listed and path not in problems:
+            problems[path] = FileProblem(path, "", None, "added")
+    return problems
 
 
 def compare_with_expected(digests: list[FileDigest], expected: dict[str, tuple[int, str]]) -> list[FileProblem]:

@@ -11,6 +11,7 @@ from typing import Any, Callable
 import torch
 
 from engine.weights import gguf_cache
+from engine.weights.model_folder import check_tokenizer_files, resolve_model_path
 from engine.weights.devices import QUANTIZED, describe_device, resolve_device, resolve_precision
 from engine.weights.quantization import quantize_model
 from engine.errors import ModelLoadError
@@ -58,7 +59,7 @@ def _no_progress(_fraction: float | None, _message: str) -> None:
 
 
 def check_hf_folder(folder: Path) -> str:
-    """The folder's `model_type`, once it is known to hold a config and weights (raises ModelLoadError)."""
+    """The folder's `model_type`, once it is known to hold a config, weights and a tokenizer (raises ModelLoadError)."""
     config_path = folder / "config.json"
     if not config_path.exists():
         raise ModelLoadError(f"{folder} is not a Hugging Face model folder: it has no config.json.")
@@ -68,6 +69,9 @@ def check_hf_folder(folder: Path) -> str:
         config = json.loads(config_path.read_text())
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"{config_path} cannot be read: {error}") from error
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{config_path} is not a model configuration (it holds no JSON object).")
+    check_tokenizer_files(folder)
     return str(config.get("model_type", "unknown"))
 
 
@@ -110,8 +114,7 @@ def load_model(spec: ModelSpec, cache_dir: Path, progress: ProgressCallback = _n
     device = resolve_device(spec.device)
     precision, dtype = resolve_precision(spec.precision, device)
     progress(0.02, f"Checking {path.name}")
-    if not path.exists():
-        raise ModelLoadError(f"Model not found: {path}")
+    resolve_model_path(path)  # refuses a missing path or a link loop
     if path.is_file() and path.suffix.lower() == ".gguf":
         model_format = "gguf"
         folder = gguf_cache.materialize(path, cache_dir, progress)
