@@ -127,16 +127,12 @@ def register_embedded_default(core, printer: ProgressPrinter | None) -> None:
 
 
 def chat_load_target(core, model: str | None, precision: str, device: str, quiet: bool = False):
-    """What `chat --model` names: a path loads as it is (not verified); any other value is a registered
-    version, verified before it loads; no value is the registry's default (the embedded model at first)."""
-    from console.registry.verified_loading import VersionLoadSpec
-    from engine import ModelSpec
+    """What `chat --model` names (`verified_loading.model_target`: a registered name wins, a path must look
+    like one); no value is the registry's default (the embedded model at first)."""
+    from console.registry.verified_loading import model_target
 
     if model:
-        looks_like_path = "/" in model or model.lower().endswith(".gguf") or Path(model).expanduser().exists()
-        if looks_like_path:
-            return ModelSpec(model, precision=precision, device=device)
-        return VersionLoadSpec(model, precision, device)
+        return model_target(core._registry, model, precision, device)  # load_version checks model:load
     register_embedded_default(core, None if quiet else ProgressPrinter())
     return core.default_load_target(precision, device)
 

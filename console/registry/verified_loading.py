@@ -8,9 +8,10 @@ last full re-hash is older than the schedule's interval: then every file is re-h
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from console.registry.checksums import HashProgress
-from console.errors import ChecksumMismatch, VersionRetired
+from console.errors import ChecksumMismatch, UnknownModel, VersionRetired
 from console.registry.registry import Registry, current_user
 from console.storage.timestamps import local_time
 from console.units import format_rate
@@ -28,6 +29,29 @@ class VersionLoadSpec:
     precision: str = "auto"
     device: str = "auto"
     name: str | None = None  # shown while it loads
+
+
+def names_a_path(text: str) -> bool:
+    """How a `--model` value that is no registered name is told to be a path: it contains a `/`, starts with
+    `.` or `~`, or ends with .gguf. A bare word never loads a same-named folder from the current directory."""
+    return "/" in text or text.startswith((".", "~")) or text.lower().endswith(".gguf")
+
+
+def model_target(registry: Registry, text: str, precision: str = "auto", device: str = "auto") -> ModelSpec | VersionLoadSpec:
+    """What `--model TEXT` loads: a registered NAME[:VERSION] wins (verified, and its load recorded); else a
+    value that looks like a path loads as it is (not verified); anything else is an unknown name."""
+    name = (text.rpartition(":")[0] if ":" in text else text).strip()
+    names = registry.model_names()
+    if name in names:
+        return VersionLoadSpec(text, precision, device)
+    if names_a_path(text):
+        return ModelSpec(text, precision=precision, device=device)
+    if Path(text).expanduser().exists():
+        raise UnknownModel(
+            f"No model named '{text}' is registered (registered: {', '.join(names) or 'none yet'}). To load the "
+            f"folder or file '{text}' in this directory without verification, write ./{text}."
+        )
+    return VersionLoadSpec(text, precision, device)  # loading it says which names are registered
 
 
 def load_registered_version(
