@@ -95,13 +95,7 @@ class InferenceEngine:
 
     def submit(self, request: GenerationRequest, on_event: Callable[[StreamEvent], None] | None = None) -> RequestHandle:
         """Queue a request; returns at once with a handle that streams its text."""
-        request.params.validate()
-        if request.messages is None and not (request.prompt or "").strip():
-            raise InvalidRequest("The prompt is empty. Type a message first.")
-        if request.messages is not None:
-            user_texts = [m.get("content", "") for m in request.messages if m.get("role") == "user"]
-            if not any(text.strip() for text in user_texts):
-                raise InvalidRequest("The message is empty. Type a message first.")
+        request.validate()
         handle = RequestHandle(request, on_event)
         self._scheduler.submit(handle)
         return handle

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from engine.errors import EngineError
+from engine.errors import EngineError, InvalidRequest
 from engine.sampling import SamplingParams
 
 
@@ -46,6 +46,33 @@ class GenerationRequest:
     params: SamplingParams = field(default_factory=SamplingParams)
     request_id: int = field(default_factory=lambda: next(_request_ids))
     submitted_at: float = field(default_factory=time.perf_counter)
+
+    def validate(self) -> None:
+        """Raise InvalidRequest for what a user can get wrong, before any work (or a model load) starts."""
+        self.params.validate()
+        if self.messages is None and not (self.prompt or "").strip():
+            raise InvalidRequest("The prompt is empty. Type a message first.")
+        texts = [("the prompt", self.prompt or "")] + [
+            (f"the {message.get('role', 'chat')} message", message.get("content", "")) for message in self.messages or []
+        ] + [("a stop string", stop) for stop in self.params.stop]
+        for what, text in texts:
+            check_text(text, what)
+        if self.messages is not None:
+            user_texts = [m.get("content", "") for m in self.messages if m.get("role") == "user"]
+            if not any(text.strip() for text in user_texts):
+                raise InvalidRequest("The message is empty. Type a message first.")
+
+
+def check_text(text: str, what: str) -> None:
+    """Refuse text that is not valid Unicode: bytes that were not UTF-8 (a terminal in another encoding) arrive
+    as lone surrogates, which no tokenizer can encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidRequest(
+            f"{what[0].upper()}{what[1:]} holds bytes that are not UTF-8 text (at character {error.start + 1}). "
+            "Set the terminal to UTF-8, or retype the text."
+        ) from None
 
 
 @dataclass

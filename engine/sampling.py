@@ -8,6 +8,8 @@ import torch
 
 from engine.errors import InvalidRequest
 
+MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed takes
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -36,6 +38,8 @@ class SamplingParams:
             problems.append(f"max new tokens must be at least 1 (got {self.max_new_tokens})")
         if any(not s for s in self.stop):
             problems.append("stop strings must not be empty")
+        if self.seed is not None and (isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED):
+            problems.append(f"the seed must be a whole number from 0 to {MAX_SEED} (got {self.seed})")
         if problems:
             raise InvalidRequest("Invalid sampling settings: " + "; ".join(problems) + ".")
 

@@ -9,12 +9,26 @@ from typing import Callable, Sequence
 from console.cli.admin import add_admin_parsers, run_audit, run_settings, run_users
 from console.errors import ConsoleError
 from console.cli.models import add_models_parser, chat_load_target, run_models
-from engine import EngineError, ModelSpec, SamplingParams
+from engine import EngineError, GenerationRequest, ModelSpec, SamplingParams
 from engine.weights.devices import DEVICES, PRECISIONS
 from engine.scheduler import COMPILE_MODES
 from engine.request import GenerationFailed
 
 GuiLauncher = Callable[[argparse.Namespace], int]
+CHOICE_HELP = "one of {} (default auto)"
+MAX_LIMIT = 1_000_000  # --limit: rows to list
+
+
+def argument_problem(args: argparse.Namespace) -> str | None:
+    """What argparse lets through that would fail later: after a long model load, or deep inside SQLite."""
+    for option, choices in (("precision", PRECISIONS), ("device", DEVICES)):
+        value = getattr(args, option, None)
+        if value is not None and value not in choices:
+            return f"--{option} {value!r} is not one this console knows. Choose one of: {', '.join(choices)}."
+    limit = getattr(args, "limit", None)
+    if limit is not None and not 1 <= limit <= MAX_LIMIT:
+        return f"--limit must be a whole number from 1 to {MAX_LIMIT:,} (got {limit})."
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("message", help="the question or instruction")
     chat.add_argument("--model", help="GGUF file, Hugging Face folder, or registered NAME[:VERSION] (default: the registry's default model)")
     chat.add_argument("--system", default="You are a helpful assistant.", help="system prompt")
-    chat.add_argument("--precision", choices=PRECISIONS, default="auto")
-    chat.add_argument("--device", choices=DEVICES, default="auto")
+    chat.add_argument("--precision", default="auto", help=CHOICE_HELP.format(", ".join(PRECISIONS)))
+    chat.add_argument("--device", default="auto", help=CHOICE_HELP.format(", ".join(DEVICES)))
     chat.add_argument("--temperature", type=float, default=0.0, help="0 (the default) is greedy and repeatable")
     chat.add_argument("--top-p", type=float, default=0.95)
     chat.add_argument("--top-k", type=int, default=40)
@@ -46,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     source = bench.add_mutually_exclusive_group()
     source.add_argument("--model", help="GGUF file or Hugging Face folder (default: the embedded SmolLM2-135M-Instruct)")
     source.add_argument("--random-model", metavar="SHAPE", help="random weights of a known shape, built on the device (qwen2-1.5b)")
-    bench.add_argument("--precision", choices=PRECISIONS, default="auto")
-    bench.add_argument("--device", choices=DEVICES, default="auto")
+    bench.add_argument("--precision", default="auto", help=CHOICE_HELP.format(", ".join(PRECISIONS)))
+    bench.add_argument("--device", default="auto", help=CHOICE_HELP.format(", ".join(DEVICES)))
     bench.add_argument("--concurrency", default="1,4,8,32", help="comma-separated concurrency levels (default 1,4,8,32)")
     bench.add_argument("--new-tokens", type=int, default=128, help="tokens generated per request (default 128)")
     bench.add_argument("--no-baselines", action="store_true", help="skip the Hugging Face and llama.cpp baselines")
@@ -74,9 +88,6 @@ def run_chat(args: argparse.Namespace, core) -> int:
     handle = None
     core.compile_override = "off"  # one answer and exit: a background compile would not finish in time to help
     try:
-        info = core.load(chat_load_target(core, args.model, args.precision, args.device, args.quiet), report)
-        if not args.quiet:
-            print(f"[model] {info.name} · {info.precision} · {info.device} · loaded in {info.load_seconds:.1f} s", file=sys.stderr)
         params = SamplingParams(
             temperature=args.temperature,
             top_p=args.top_p,
@@ -89,6 +100,10 @@ def run_chat(args: argparse.Namespace, core) -> int:
         messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
             {"role": "user", "content": args.message}
         ]
+        GenerationRequest(messages=messages, params=params).validate()  # before a load of seconds, not after
+        info = core.load(chat_load_target(core, args.model, args.precision, args.device, args.quiet), report)
+        if not args.quiet:
+            print(f"[model] {info.name} · {info.precision} · {info.device} · loaded in {info.load_seconds:.1f} s", file=sys.stderr)
         handle = core.chat(messages, params)
         for piece in handle:
             print(piece, end="", flush=True)
@@ -190,6 +205,10 @@ def run_signed_in(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None, launch_gui: GuiLauncher | None = None) -> int:
     args = build_parser().parse_args(argv)
+    problem = argument_problem(args)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if args.command in COMMANDS:
         return run_signed_in(args)
     if launch_gui is None:

@@ -8,6 +8,7 @@ its old and new value. Engine keys need `engine:configure` (operators tune the e
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -45,13 +46,21 @@ def _choice(options: tuple[str, ...]) -> Callable[[Any], Any]:
 
 
 def _number(kind: type, low: float, high: float, unit: str = "") -> Callable[[Any], Any]:
+    whole = " whole" if kind is int else ""
+
     def check(value: Any) -> Any:
         try:
-            number = kind(value)
+            number = float(value)
         except (TypeError, ValueError):
-            raise InvalidSetting(f"must be a number from {low:g} to {high:g}{unit}") from None
-        if isinstance(value, bool) or not low <= number <= high:
+            raise InvalidSetting(f"must be a{whole} number from {low:g} to {high:g}{unit}") from None
+        except OverflowError:  # an integer too big for a float: out of range whatever the setting
+            number = math.inf
+        if isinstance(value, bool) or not low <= number <= high:  # also refuses inf and nan (1e400 in JSON)
             raise InvalidSetting(f"must be from {low:g} to {high:g}{unit}")
+        if kind is int:
+            if not number.is_integer():  # 8.9 would silently become 8
+                raise InvalidSetting(f"must be a whole number from {low:g} to {high:g}{unit} (got {value})")
+            return int(number)
         return number
     return check
 
