@@ -104,7 +104,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("alerts.rules", "Alert rules", [], "settings:edit", _alert_rules,
                 "JSON list of rules; [] keeps the built-in defaults (edit them on the Telemetry tab)"),
     SettingSpec("prometheus.enabled", "Prometheus endpoint", False, "settings:edit", _boolean),
-    SettingSpec("prometheus.host", "Prometheus address", "127.0.0.1", "settings:edit", _host),
+    SettingSpec("prometheus.host", "Prometheus address", "127.0.0.1", "settings:edit", _host,
+                "an address other than loopback also needs prometheus.allow_remote"),
+    SettingSpec("prometheus.allow_remote", "Serve Prometheus to the network", False, "settings:edit", _boolean,
+                "lets prometheus.host be 0.0.0.0: any machine that reaches the port reads the telemetry, "
+                "without a password"),
     SettingSpec("prometheus.port", "Prometheus port", 9479, "settings:edit", _number(int, 1024, 65535)),
     SettingSpec("security.idle_lock_minutes", "Lock after idle", 15, "settings:edit", _number(int, 0, 1440, " min"),
                 "0 never locks"),

@@ -11,7 +11,7 @@ from ui.adapters.thread_relay import ThreadRelay
 from console.core import ConsoleCore
 from console.telemetry import AlertRule, PrometheusExporter, TelemetryService
 from console.telemetry.errors import TelemetryError
-from console.telemetry.prometheus_exporter import DEFAULT_HOST
+from console.telemetry.prometheus_exporter import DEFAULT_HOST, is_loopback
 
 
 class TelemetryAdapter(ThreadRelay):
@@ -46,10 +46,15 @@ class TelemetryAdapter(ThreadRelay):
             core.session, "alerts.rules", [dataclasses.asdict(rule) for rule in rules])
         adapter.service.start()
         if core.settings.get("prometheus.enabled"):
+            host = core.settings.get("prometheus.host")
             try:
-                adapter.start_prometheus(core.settings.get("prometheus.port"), core.settings.get("prometheus.host"))
+                url = adapter.start_prometheus(core.settings.get("prometheus.port"), host,
+                                               core.settings.get("prometheus.allow_remote"))
             except TelemetryError:
                 pass  # prometheus_changed already carries the reason to the dashboard
+            else:
+                if not is_loopback(host):  # the figures leave this machine: on the record who allowed it
+                    core.guard.record("telemetry.prometheus_remote", url)
         return adapter
 
     # --- settings the dashboard changes --------------------------------------------------------------------
@@ -62,11 +67,11 @@ class TelemetryAdapter(ThreadRelay):
             self.store_rules(rules)
         self.service.set_rules(rules)
 
-    def start_prometheus(self, port: int, host: str = DEFAULT_HOST) -> str:
+    def start_prometheus(self, port: int, host: str = DEFAULT_HOST, allow_remote: bool = False) -> str:
         """Serve /metrics; returns its URL. Raises PrometheusPortInUse / InvalidTelemetrySetting (shown as is)."""
         self.stop_prometheus()
-        exporter = PrometheusExporter(self.service, port=port, host=host)
         try:
+            exporter = PrometheusExporter(self.service, port=port, host=host, allow_remote=allow_remote)
             exporter.start()
         except TelemetryError as error:
             self.prometheus_changed.emit(False, str(error))
