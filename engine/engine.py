@@ -9,6 +9,7 @@ from typing import Callable
 from engine.batching_settings import BatchingSettings
 from engine.errors import EngineBusy, InvalidRequest
 from engine.forward.lean_decoder import wait_for_background_compiles
+from engine.weights import gguf_cache
 from engine.weights.loader import LoadedModelInfo, ModelSpec, ProgressCallback, load_model
 from engine.metrics import EngineSnapshot
 from engine.request import GenerationRequest, GenerationResult, RequestHandle, StreamEvent
@@ -21,6 +22,7 @@ class InferenceEngine:
         """`lean_decoder=False` runs every model on transformers' own forward pass (to compare the two);
         `compile_decode` is "auto", "on" or "off" (see `compile_decode`)."""
         self.cache_dir = Path(cache_dir)
+        gguf_cache.clean_stale_conversions(self.cache_dir / "gguf")  # what killed conversions left behind
         self._scheduler = Scheduler(settings, lean_decoder, compile_decode)
         self._load_lock = threading.Lock()
 

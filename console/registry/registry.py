@@ -15,6 +15,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Iterable
 
 from console.registry.checksums import (
     FileChangedWhileHashing,
@@ -455,6 +456,22 @@ class Registry:
                 {"version_id": version_id, "loaded_at": now_iso(), "loaded_by": loaded_by or current_user(),
                  "precision": precision, "device": device, "outcome": outcome, "detail": detail,
                  "load_seconds": load_seconds}
+            )
+
+    def converted_files(self, version_id: int) -> dict[str, str]:
+        """SHA-256 by path of the GGUF version's converted copy, as recorded when it was converted (empty: none)."""
+        with self.database.read() as db:
+            rows = db.execute("select path, sha256 from converted_files where version_id = ?", [version_id]).fetchall()
+        return dict(rows)
+
+    def record_converted_files(self, version_id: int, files: Iterable[tuple[str, str]]) -> None:
+        """Replace the record of the version's converted copy (after a fresh conversion)."""
+        recorded_at = now_iso()
+        with self.database.write() as db:
+            db.execute("delete from converted_files where version_id = ?", [version_id])
+            db["converted_files"].insert_all(
+                {"version_id": version_id, "path": path, "sha256": sha256, "recorded_at": recorded_at}
+                for path, sha256 in files
             )
 
     # --- helpers -----------------------------------------------------------------------------------------

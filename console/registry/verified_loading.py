@@ -2,7 +2,8 @@
 the engine, and record the load (or its refusal) in the registry's history.
 
 The check is quick (sizes and modification times) unless a file changed, the version failed before, or its
-last full re-hash is older than the schedule's interval: then every file is re-hashed first.
+last full re-hash is older than the schedule's interval: then every file is re-hashed first. A GGUF version's
+converted copy in the cache is checked against the checksums recorded at its conversion (`converted_files`).
 """
 
 from __future__ import annotations
@@ -89,11 +90,15 @@ def load_registered_version(
     def on_load(fraction: float | None, message: str) -> None:
         report(VERIFY_SHARE + (1 - VERIFY_SHARE) * fraction if hashed and fraction is not None else fraction, message)
 
-    spec = ModelSpec(version.source_path, precision=precision, device=device, name=version.ref)
+    # A GGUF file loads from its converted copy in the cache, trusted only with the checksums recorded here.
+    recorded = registry.converted_files(version.id) if version.format == "gguf" else None
+    spec = ModelSpec(version.source_path, precision=precision, device=device, name=version.ref, converted_files=recorded)
     try:
         info = engine.load(spec, on_load)
     except Exception as error:
         registry.record_load(version.id, "failed", precision, device, str(error), loaded_by=user)
         raise
+    if recorded is not None and dict(info.converted_files) != recorded:
+        registry.record_converted_files(version.id, info.converted_files)
     registry.record_load(version.id, "loaded", info.precision, info.device, None, info.load_seconds, user)
     return info

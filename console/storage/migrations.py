@@ -258,3 +258,15 @@ def m007_alert_log(db: Database) -> None:
         not_null={"at", "rule", "state", "text"},
     )
     db["alert_events"].create_index(["at"])
+
+
+@migration
+def m010_converted_copies(db: Database) -> None:
+    """The SHA-256 of each file of a GGUF version's converted copy in the cache, recorded at conversion: a
+    checksum file beside the copy could be edited together with it, the registry's database cannot."""
+    db["converted_files"].create(
+        {"version_id": int, "path": str, "sha256": str, "recorded_at": str},
+        pk=("version_id", "path"),
+        not_null={"version_id", "path", "sha256", "recorded_at"},
+        foreign_keys=[("version_id", "versions", "id")],
+    )

@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -25,6 +25,8 @@ class ModelSpec:
     precision: str = "auto"
     device: str = "auto"
     name: str | None = None  # shown to the user; defaults to the file or folder name
+    # GGUF only: SHA-256 by path of the converted copy, as the caller recorded it (see gguf_cache.materialize)
+    converted_files: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class LoadedModelInfo:
     load_seconds: float
     has_chat_template: bool
     quantization: str = "none"  # for int8/int4: layers quantized and the kernel used
+    converted_files: tuple[tuple[str, str], ...] = ()  # GGUF only: (path, SHA-256) of the converted copy loaded
 
 
 @dataclass
@@ -115,9 +118,11 @@ def load_model(spec: ModelSpec, cache_dir: Path, progress: ProgressCallback = _n
     precision, dtype = resolve_precision(spec.precision, device)
     progress(0.02, f"Checking {path.name}")
     resolve_model_path(path)  # refuses a missing path or a link loop
+    converted_files: tuple[tuple[str, str], ...] = ()
     if path.is_file() and path.suffix.lower() == ".gguf":
         model_format = "gguf"
-        folder = gguf_cache.materialize(path, cache_dir, progress)
+        copy = gguf_cache.materialize(path, cache_dir, progress, spec.converted_files)
+        folder, converted_files = copy.folder, copy.files
     elif path.is_dir():
         model_format = "hf"
         folder = path
@@ -170,6 +175,7 @@ def load_model(spec: ModelSpec, cache_dir: Path, progress: ProgressCallback = _n
         load_seconds=time.perf_counter() - started,
         has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
         quantization=quantization,
+        converted_files=converted_files,
     )
     progress(1.0, "Ready")
     return LoadedModel(model=model, tokenizer=tokenizer, info=info, device=device, eos_token_ids=_eos_ids(model, tokenizer))
