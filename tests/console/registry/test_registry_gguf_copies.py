@@ -8,14 +8,6 @@ import hashlib
 import pytest
 
 from engine.weights.gguf_cache import CHECKSUMS_FILE, cache_folder
-from tests.access_helpers import admin_core
-
-
-@pytest.fixture
-def core(tmp_path):
-    instance = admin_core(tmp_path / "data")
-    yield instance
-    instance.shutdown()
 
 
 @pytest.fixture

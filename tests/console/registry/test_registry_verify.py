@@ -10,14 +10,6 @@ import pytest
 from console.errors import ChecksumMismatch, UnknownModel, VersionRetired
 from engine import ModelSpec
 from tests.registry_helpers import copy_model, flip_byte
-from tests.access_helpers import admin_core
-
-
-@pytest.fixture
-def core(tmp_path):
-    instance = admin_core(tmp_path / "data")
-    yield instance
-    instance.shutdown()
 
 
 @pytest.fixture
