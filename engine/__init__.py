@@ -19,10 +19,11 @@ from engine.errors import (
     NoModelLoaded,
     PrecisionUnsupported,
     PromptTooLong,
+    SamplingFailed,
 )
 from engine.weights.loader import LoadedModelInfo, ModelSpec
 from engine.request import FinishReason, GenerationRequest, GenerationResult, RequestHandle, StreamEvent
-from engine.sampling import SamplingParams
+from engine.sampling_params import SamplingParams
 
 __all__ = [
     "DeviceUnavailable",
@@ -40,6 +41,7 @@ __all__ = [
     "PrecisionUnsupported",
     "PromptTooLong",
     "RequestHandle",
+    "SamplingFailed",
     "SamplingParams",
     "StreamEvent",
 ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from engine.errors import EngineError
-from engine.sampling import SamplingParams
+from engine.sampling_params import SamplingParams
 
 
 class FinishReason(str, enum.Enum):
