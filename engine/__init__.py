@@ -1,4 +1,4 @@
-"""In-process inference engine: model loading, sampling, the scheduler thread and request streams.
+"""In-process inference engine: model loading, sampling, the loop thread with its scheduler, request streams.
 
 Knows nothing of Qt, users or SQLite; `console/` drives it and `ui/` draws it.
 """

@@ -11,7 +11,7 @@ from console.errors import ConsoleError
 from console.cli.models import add_models_parser, chat_load_target, run_models
 from engine import EngineError, ModelSpec, SamplingParams
 from engine.weights.devices import DEVICES, PRECISIONS
-from engine.scheduler import COMPILE_MODES
+from engine.compile_settings import COMPILE_MODES
 from engine.request import GenerationFailed
 
 GuiLauncher = Callable[[argparse.Namespace], int]

@@ -17,7 +17,7 @@ from console.storage.database import AppDatabase
 from console.errors import ConsoleError
 from engine.batching_settings import MAX_WAIT_CAP_MS
 from engine.weights.devices import DEVICES, PRECISIONS
-from engine.scheduler import COMPILE_MODES
+from engine.compile_settings import COMPILE_MODES
 
 PREFIX = "app."
 

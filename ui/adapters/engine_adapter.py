@@ -1,6 +1,6 @@
 """The one object that touches both worlds: runs loads in a worker thread and turns engine callbacks into signals.
 
-It lives on the UI thread; engine callbacks arrive on the scheduler or loader thread and are relayed
+It lives on the UI thread; engine callbacks arrive on the engine loop or loader thread and are relayed
 (`ThreadRelay`) so that every public signal is emitted on the UI thread.
 """
 
@@ -106,7 +106,7 @@ class EngineAdapter(ThreadRelay):
         self.cancel_all()
         self.core.shutdown()
 
-    def _on_event(self, event: StreamEvent) -> None:  # scheduler thread
+    def _on_event(self, event: StreamEvent) -> None:  # engine loop thread
         if event.result is not None:
             self.emit_from_worker("generation_finished", event.request_id, event.result)
         else:

@@ -25,7 +25,7 @@ from console.settings.store import SETTINGS, SettingSpec
 from console.errors import ConsoleError
 from engine.batching_settings import MAX_WAIT_CAP_MS
 from engine.weights.devices import DEVICES, PRECISIONS
-from engine.scheduler import COMPILE_MODES
+from engine.compile_settings import COMPILE_MODES
 from ui.widgets.spin_boxes import double_spin_box, int_spin_box
 from ui.access.users_view import UsersView
 
