@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import logging
 import queue
 import threading
 import time
@@ -11,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from engine.errors import EngineError, InvalidRequest
-from engine.sampling import SamplingParams
+from engine.sampling_params import SamplingParams
+
+log = logging.getLogger(__name__)
 
 
 class FinishReason(str, enum.Enum):
@@ -113,7 +116,9 @@ class GenerationFailed(EngineError):
 class RequestHandle:
     """The caller's side of a request: iterate for text pieces, `cancel()`, or wait for `result()`.
 
-    The callback, if given, runs on the scheduler thread: it must return quickly (queue or emit a signal).
+    The callback, if given, runs on the engine's loop thread: it must return quickly (queue or emit a
+    signal). If it raises, this request ends with an error; the others carry on.
+    The producer methods below (`emit_text`, `finish`, `add_finish_listener`) belong to the engine.
     """
 
     def __init__(self, request: GenerationRequest, on_event: Callable[[StreamEvent], None] | None = None):
@@ -124,6 +129,7 @@ class RequestHandle:
         self._cancelled = threading.Event()
         self._result: GenerationResult | None = None
         self._finish_listeners: list[Callable[[GenerationResult], None]] = []
+        self.callback_error: Exception | None = None  # the first error the callback raised
 
     @property
     def request_id(self) -> int:
@@ -138,7 +144,7 @@ class RequestHandle:
         return self._cancelled.is_set()
 
     def cancel(self) -> None:
-        """Ask the scheduler to stop this request; it finishes with reason `cancelled` at the next step."""
+        """Ask the engine to stop this request; it finishes with reason `cancelled` at the next step."""
         self._cancelled.set()
 
     def result(self, timeout: float | None = None) -> GenerationResult:
@@ -156,12 +162,18 @@ class RequestHandle:
                 return
             yield event.text
 
-    # Called by the scheduler thread only.
-    def _emit_text(self, text: str) -> None:
+    # --- producer side: called by the engine's loop thread only, never by a caller ---------------------
+    def add_finish_listener(self, listener: Callable[[GenerationResult], None]) -> None:
+        """Call `listener(result)` when the request finishes, before its final event is published."""
+        self._finish_listeners.append(listener)
+
+    def emit_text(self, text: str) -> None:
+        """Stream a piece of the reply (nothing for an empty piece)."""
         if text:
             self._publish(StreamEvent(self.request_id, text=text))
 
-    def _finish(self, result: GenerationResult) -> None:
+    def finish(self, result: GenerationResult) -> None:
+        """End the request with its result; a second call does nothing."""
         if self._done.is_set():
             return
         self._result = result
@@ -171,6 +183,12 @@ class RequestHandle:
         self._publish(StreamEvent(self.request_id, result=result))
 
     def _publish(self, event: StreamEvent) -> None:
-        self._pieces.put(event)
-        if self._on_event is not None:
+        self._pieces.put(event)  # first: iterating and result() see the event whatever the callback does
+        if self._on_event is None:
+            return
+        try:
             self._on_event(event)
+        except Exception as error:  # the caller's code must not break the engine's loop: it ends this request
+            if self.callback_error is None:
+                log.exception("the stream callback of request %d raised", self.request_id)
+                self.callback_error = error

@@ -48,7 +48,7 @@ class LoadedModelInfo:
 
 @dataclass
 class LoadedModel:
-    """What the scheduler owns: never handed to callers."""
+    """What the engine's loop thread owns: never handed to callers."""
 
     model: Any
     tokenizer: Any

@@ -104,7 +104,7 @@ def test_injected_out_of_memory_halves_the_batch_and_loses_nothing(tiny_engine):
     prompts = [f"request number {i}" for i in range(4)]
     expected = [tiny_engine.generate(GenerationRequest(messages=chat(p), params=greedy(40)), timeout=30).text for p in prompts]
 
-    runner = tiny_engine._scheduler._runner
+    runner = tiny_engine._loop._runner
     original_decode = runner.decode
     injected = {"done": False}
 
@@ -154,7 +154,7 @@ def test_snapshot_reports_queue_batch_and_percentiles(tiny_engine):
 
 
 def test_snapshot_names_the_forward_pass(tiny_engine):
-    expected = "lean" if tiny_engine._scheduler.lean_decoder else "transformers (batched)"
+    expected = "lean" if tiny_engine.lean_decoder else "transformers (batched)"
     assert tiny_engine.snapshot().decoder == expected
 
 
@@ -202,7 +202,7 @@ def test_compile_mode_is_validated(engine):
 
 
 def test_auto_compiles_on_a_gpu_only():
-    from engine.scheduler import compile_wanted
+    from engine.compile_settings import compile_wanted
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert compile_wanted("auto", cuda) and not compile_wanted("auto", cpu)

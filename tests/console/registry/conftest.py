@@ -1,4 +1,4 @@
-"""Fixtures of the registry's tests."""
+"""Fixtures of the registry's tests: a core on a data directory of its own, and its signed-in administrator."""
 
 from __future__ import annotations
 
@@ -8,8 +8,17 @@ from tests.access_helpers import admin_core
 
 
 @pytest.fixture
-def core(tmp_path):
-    """A core signed in as the administrator, on a data directory of its own."""
-    instance = admin_core(tmp_path / "data")
-    yield instance
+def signed_in(tmp_path):
+    instance, admin = admin_core(tmp_path / "data")
+    yield instance, admin
     instance.shutdown()
+
+
+@pytest.fixture
+def core(signed_in):
+    return signed_in[0]
+
+
+@pytest.fixture
+def admin(signed_in):
+    return signed_in[1]
