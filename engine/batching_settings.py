@@ -1,4 +1,4 @@
-"""The live batching knobs: read by the scheduler at every step (engine/scheduler.py), so a change applies without a reload."""
+"""The live batching knobs: read by the scheduler (engine/scheduler.py) at every step, no reload needed."""
 
 from __future__ import annotations
 

@@ -125,6 +125,26 @@ def test_injected_out_of_memory_halves_the_batch_and_loses_nothing(tiny_engine):
     assert tiny_engine.snapshot().oom_backoffs == 1
 
 
+def test_out_of_memory_alone_ends_that_request_with_a_message_and_the_engine_goes_on(tiny_engine):
+    tiny_engine.configure(max_batch_size=1)
+    runner = tiny_engine._loop._runner
+    original_decode = runner.decode
+    injected = {"done": False}
+
+    def decode_that_runs_out_of_memory_once():
+        if not injected["done"]:
+            injected["done"] = True
+            raise torch.OutOfMemoryError("injected")
+        return original_decode()
+
+    runner.decode = decode_that_runs_out_of_memory_once
+    result = tiny_engine.generate(GenerationRequest(messages=chat("alone"), params=greedy(10)), timeout=30)
+    assert result.finish_reason is FinishReason.ERROR
+    assert result.error.startswith("Out of memory while generating, even alone.")
+    assert tiny_engine.settings.max_batch_size == 1
+    assert tiny_engine.generate(GenerationRequest(messages=chat("next"), params=greedy(5)), timeout=30).completion_tokens == 5
+
+
 def test_repeated_greedy_request_is_answered_from_the_cache(tiny_engine):
     request = lambda: GenerationRequest(messages=chat("cache me"), params=greedy(20))  # noqa: E731
     first = tiny_engine.generate(request(), timeout=30)
