@@ -135,6 +135,13 @@ class TelemetryCollector(Collector):
                                   engine.oom_backoffs)
 
 
+def telemetry_registry(service: TelemetryService) -> CollectorRegistry:
+    """A private registry of the service's figures only (nothing else in the process leaks into a scrape)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TelemetryCollector(service))
+    return registry
+
+
 def _handler_for(registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
     class MetricsHandler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
@@ -169,8 +176,7 @@ class PrometheusExporter:
         self.service = service
         self.host = host
         self.port = port
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(TelemetryCollector(service))
+        self.registry = telemetry_registry(service)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
