@@ -156,9 +156,8 @@ async def _complete(service: ApiService, request: Request, caller: Caller,
     service.usage.started(caller.key_id)
     try:
         stream.attach(service.submit(caller, generation, stream.on_event))
-        await _until_first(stream, request)
+        await _while_connected(stream.first(), request)
     except BaseException as error:
-        stream.cancel()
         _finished(service, request, caller, stream, error=True)
         raise _status_error(error) if isinstance(error, Exception) else error
     if stream.result is not None and stream.result.finish_reason is FinishReason.ERROR:
@@ -166,13 +165,11 @@ async def _complete(service: ApiService, request: Request, caller: Caller,
         raise _result_error(stream.result.error or "Generation failed.")
     shape = CompletionShape(chat, body.model or model.id, body.timings)
     if body.stream:
-        return StreamingResponse(_events(service, request, caller, stream, shape, body.include_usage_chunk()),
-                                 media_type="text/event-stream", headers={"Cache-Control": "no-cache",
-                                                                         "X-Accel-Buffering": "no"})
+        return EngineStreamResponse(_events(service, request, caller, stream, shape, body.include_usage_chunk()),
+                                    cleanup=lambda: _finished(service, request, caller, stream, error=True))
     try:
         result = await _while_connected(stream.finish(), request)
     except BaseException:
-        stream.cancel()
         _finished(service, request, caller, stream, error=True)
         raise
     _finished(service, request, caller, stream, error=not result.ok)
@@ -206,12 +203,7 @@ async def _events(service: ApiService, request: Request, caller: Caller, stream:
                 yield sse(shape.usage_chunk(result))
         yield sse("[DONE]")
     finally:
-        stream.cancel()
         _finished(service, request, caller, stream, error=failed or stream.result is None)
-
-
-async def _until_first(stream: EngineStream, request: Request) -> None:
-    await _while_connected(stream.first(), request)
 
 
 async def _while_connected(work, request: Request):
@@ -253,8 +245,29 @@ def _result_error(message: str) -> ApiError:
     return ApiError(500, message, type="server_error", code="generation_failed")
 
 
+class EngineStreamResponse(StreamingResponse):
+    """Server-sent events whose `cleanup` runs however the response ends, even when the client left before the
+    first byte and the body was never iterated (its `finally` would then never run)."""
+
+    def __init__(self, content, cleanup):
+        super().__init__(content, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self.cleanup = cleanup
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.cleanup()
+
+
 def _finished(service: ApiService, request: Request, caller: Caller, stream: EngineStream, error: bool) -> None:
-    """The request left the engine: one fewer in flight, and its tokens noted for the access log and usage."""
+    """The request left the engine: one fewer in flight, and its tokens noted for the access log and usage.
+    Once per request: a stream's body and its response both report the end."""
+    stream.cancel()
+    if stream.finished:
+        return
+    stream.finished = True
     service.usage.ended(caller.key_id)
     result = stream.result
     entry = request.state.log

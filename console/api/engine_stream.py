@@ -20,6 +20,7 @@ class EngineStream:
         self.handle: RequestHandle | None = None
         self.result: GenerationResult | None = None
         self._pending_text: list[str] = []
+        self.finished = False  # the API has accounted for its end (console/api/app.py)
 
     def on_event(self, event: StreamEvent) -> None:
         # Called on the scheduler thread: only hand the event over, never wait there.

@@ -8,12 +8,13 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from console.cli import audit, bench, chat, models, settings, users
+from console.cli import api_keys, audit, bench, chat, models, serve, settings, users
 from console.errors import ConsoleError
 from engine import EngineError
 
 GuiLauncher = Callable[[argparse.Namespace], int]
-COMMANDS = {"chat": chat, "bench": bench, "models": models, "users": users, "audit": audit, "settings": settings}
+COMMANDS = {"chat": chat, "bench": bench, "models": models, "users": users, "audit": audit, "settings": settings,
+            "serve": serve, "api-keys": api_keys}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,7 +34,7 @@ def start_serve(data_dir, tiny_model_dir):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "console", "serve", "--model", str(tiny_model_dir), "--precision", "fp32",
-         "--device", "cpu", "--port", str(port), "--grace", "20"],
+         "--device", "cpu", "--port", str(port), "--grace", "60"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "LLM_CONSOLE_DATA_DIR": str(data_dir), "LLM_CONSOLE_USER": TEST_ADMIN,
              "LLM_CONSOLE_PASSWORD": TEST_PASSWORD, "LLM_CONSOLE_COMPILE": "off"},
@@ -96,7 +96,7 @@ def test_serve_metrics_parse_as_prometheus_text(served):
 
 def test_sigterm_lets_a_running_stream_finish_then_exits_zero(served_alone):
     process, root, secret = served_alone
-    body = {"model": "tiny-llama", "messages": [{"role": "user", "content": "0 1 2"}], "max_tokens": 400,
+    body = {"model": "tiny-llama", "messages": [{"role": "user", "content": "0 1 2"}], "max_tokens": 100,
             "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
     with httpx.stream("POST", f"{root}/v1/chat/completions", json=body, timeout=60,
                       headers={"Authorization": f"Bearer {secret}"}) as response:
@@ -106,7 +106,7 @@ def test_sigterm_lets_a_running_stream_finish_then_exits_zero(served_alone):
         rest = list(lines)
     _out, err = process.communicate(timeout=60)
 
-    assert rest[-1] == "data: [DONE]" and '"completion_tokens":400' in rest[-2]
+    assert rest[-1] == "data: [DONE]" and '"completion_tokens":100' in rest[-2]
     assert process.returncode == 0
-    assert '"POST /v1/chat/completions" 200' in err and "completion_tokens=400" in err
+    assert '"POST /v1/chat/completions" 200' in err and "completion_tokens=100" in err
     assert "[serve] stopped" in err
