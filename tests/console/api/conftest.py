@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import pytest
@@ -40,21 +41,36 @@ class RunningApi:
         return {"Authorization": f"Bearer {self.key(role)}"}
 
 
-@pytest.fixture
-def loaded_core(tmp_path, tiny_model_dir):
+@contextlib.contextmanager
+def core_with_tiny_model(data_dir, tiny_model_dir):
     from engine import ModelSpec
 
-    core, admin = admin_core(tmp_path / "data")
-    core.load_model(admin, ModelSpec(str(tiny_model_dir), precision="fp32", device="cpu"))
-    yield core, admin
-    core.api.close()
-    core.shutdown()
+    core, admin = admin_core(data_dir)
+    try:
+        core.load_model(admin, ModelSpec(str(tiny_model_dir), precision="fp32", device="cpu"))
+        yield core, admin
+    finally:
+        core.shutdown()
+
+
+@pytest.fixture
+def loaded_core(tmp_path, tiny_model_dir):
+    with core_with_tiny_model(tmp_path / "data", tiny_model_dir) as loaded:
+        yield loaded
 
 
 @pytest.fixture
 def api(loaded_core) -> RunningApi:
+    """A server of the test's own: tests that change keys, roles or engine settings."""
     core, admin = loaded_core
     return RunningApi(core, admin, core.api.start(admin, ApiConfig(port=0)))
+
+
+@pytest.fixture(scope="module")
+def module_api(tmp_path_factory, tiny_model_dir) -> RunningApi:
+    """One server for a module whose tests only ask questions (a core and a load cost a second or more)."""
+    with core_with_tiny_model(tmp_path_factory.mktemp("api-data"), tiny_model_dir) as (core, admin):
+        yield RunningApi(core, admin, core.api.start(admin, ApiConfig(port=0)))
 
 
 def wait_until(predicate, timeout: float = 10.0) -> None:

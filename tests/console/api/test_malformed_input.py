@@ -11,6 +11,12 @@ import pytest
 CHAT = {"model": "tiny-llama", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 2}
 
 
+
+@pytest.fixture
+def api(module_api):
+    return module_api
+
+
 def post(api, body: bytes | dict, path: str = "/chat/completions", **headers) -> httpx.Response:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     return httpx.post(f"{api.base_url}{path}", content=content,

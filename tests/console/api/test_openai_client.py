@@ -9,6 +9,12 @@ import pytest
 QUESTION = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "hello world"}]
 
 
+
+@pytest.fixture
+def api(module_api):
+    return module_api
+
+
 def test_chat_completion_answers_with_usage_and_finish_reason(api):
     reply = api.client().chat.completions.create(model="tiny-llama", messages=QUESTION, max_tokens=8, temperature=0)
 
@@ -74,9 +80,19 @@ def test_timings_are_added_only_when_asked(api):
     assert timed.timings["time_to_first_token_ms"] > 0
 
 
-def test_models_lists_the_loaded_model_and_its_aliases(api):
-    api.core.settings.set(api.admin, "api.model_aliases", {"gpt-4o-mini": "tiny-llama", "other": "not-loaded"})
-    api.core.api.config = api.core.api.config.changed(aliases=api.core.settings.get("api.model_aliases"))
+@pytest.fixture
+def aliases(api):
+    """Aliases for one test, as the admin sets them (`api.model_aliases`)."""
+    def set_aliases(mapping: dict[str, str]) -> None:
+        api.core.settings.set(api.admin, "api.model_aliases", mapping)
+        api.core.api.config = api.core.api.config.changed(aliases=api.core.settings.get("api.model_aliases"))
+
+    yield set_aliases
+    set_aliases({})
+
+
+def test_models_lists_the_loaded_model_and_its_aliases(api, aliases):
+    aliases({"gpt-4o-mini": "tiny-llama", "other": "not-loaded"})
 
     listed = api.client().models.list()
 
@@ -85,8 +101,8 @@ def test_models_lists_the_loaded_model_and_its_aliases(api):
     assert api.client().models.retrieve("gpt-4o-mini").id == "gpt-4o-mini"
 
 
-def test_an_alias_answers_as_the_model_it_names(api):
-    api.core.api.config = api.core.api.config.changed(aliases={"gpt-4o-mini": "tiny-llama"})
+def test_an_alias_answers_as_the_model_it_names(api, aliases):
+    aliases({"gpt-4o-mini": "tiny-llama"})
 
     reply = api.client().chat.completions.create(model="gpt-4o-mini", messages=QUESTION, max_tokens=2)
 
