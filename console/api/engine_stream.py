@@ -23,8 +23,12 @@ class EngineStream:
         self.finished = False  # the API has accounted for its end (console/api/app.py)
 
     def on_event(self, event: StreamEvent) -> None:
-        # Called on the scheduler thread: only hand the event over, never wait there.
-        self._loop.call_soon_threadsafe(self._events.put_nowait, event)
+        # Called on the scheduler thread: only hand the event over, never wait there, and never raise there
+        # (it would end the scheduler). A server that stopped has closed its loop: nobody reads any more.
+        try:
+            self._loop.call_soon_threadsafe(self._events.put_nowait, event)
+        except RuntimeError:
+            self.cancel()
 
     def attach(self, handle: RequestHandle) -> "EngineStream":
         self.handle = handle
