@@ -119,5 +119,5 @@ def test_usage_of_a_key_shows_live(api_tab, qtbot):
                json={"model": "tiny-llama", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 2})
     api_tab.refresh_usage()
 
-    assert api_tab.keys_table.item(0, 8).text() == "1"
+    assert api_tab.keys_table.item(0, 7).text() == "1"
     assert api_tab.in_flight.text() == "0 requests in flight"

@@ -31,8 +31,8 @@ from ui.widgets.record_table import fill, record_table
 from ui.widgets.spin_boxes import double_spin_box, int_spin_box
 
 HOSTS = ("127.0.0.1", "::1", "0.0.0.0")
-KEY_COLUMNS = ("ID", "Label", "User", "Key", "State", "Created", "Expires", "Last used", "Requests today",
-               "Tokens in / out", "Errors", "In flight")
+KEY_COLUMNS = ("ID", "Label", "User", "Key", "State", "Expires", "Last used", "Requests", "Tokens in / out",
+               "Errors", "In flight")
 REFRESH_MS = 1000
 
 
@@ -51,11 +51,14 @@ def python_example(base_url: str, model: str) -> str:
             "print(reply.choices[0].message.content)")
 
 
-def _code_box(height: int) -> QPlainTextEdit:
+def _code_box(lines: int) -> QPlainTextEdit:
+    """Read-only code, unwrapped (a wrapped shell line would not paste as one), tall enough for `lines`."""
     box = QPlainTextEdit()
     box.setReadOnly(True)
+    box.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
     box.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-    box.setFixedHeight(height)
+    box.setFixedHeight(box.fontMetrics().lineSpacing() * lines + 2 * box.frameWidth() + 12
+                       + box.horizontalScrollBar().sizeHint().height())
     return box
 
 
@@ -160,8 +163,8 @@ class ApiPanel(QWidget):
         url_row.addWidget(self.base_url, 1)
         url_row.addWidget(_copy_button(self.base_url.text))
         connect_form.addRow("Base URL", url_row)
-        self.curl = _code_box(92)
-        self.python = _code_box(112)
+        self.curl = _code_box(4)
+        self.python = _code_box(7)
         for label, box in (("curl", self.curl), ("Python (openai)", self.python)):
             row = QHBoxLayout()
             row.addWidget(box, 1)
@@ -186,16 +189,13 @@ class ApiPanel(QWidget):
         keys_layout.addWidget(self.keys_table, 1)
         keys_layout.addLayout(buttons)
 
-        columns = QHBoxLayout()
-        left = QVBoxLayout()
-        left.addWidget(server)
-        left.addWidget(connect)
-        left.addStretch(1)
-        columns.addLayout(left, 5)
-        columns.addWidget(keys, 7)
+        top = QHBoxLayout()  # where it listens beside how to reach it; the keys get the full width below
+        top.addWidget(server, 1)
+        top.addWidget(connect, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 10, 12, 12)
-        layout.addLayout(columns)
+        layout.addLayout(top)
+        layout.addWidget(keys, 1)
 
         self.toggle.clicked.connect(self._toggle)
         self.create_button.clicked.connect(self._create_key)
@@ -327,7 +327,7 @@ class ApiPanel(QWidget):
         rows = []
         for key in self._keys:
             day = usage.get(key.id)
-            rows.append((str(key.id), key.name, key.user, key.prefix + "…", key.state, key.created_at[:16].replace("T", " "),
+            rows.append((str(key.id), key.name, key.user, key.prefix + "…", key.state,
                          (key.expires_at or "never")[:16].replace("T", " "),
                          (key.last_used_at or "–")[:16].replace("T", " "), str(day.requests if day else 0),
                          f"{day.prompt_tokens:,} / {day.completion_tokens:,}" if day else "0 / 0",
