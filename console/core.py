@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from console.access.audit_log import AuditEntry, AuditLog, AuditVerification
+from console.access.audit_log import AuditEntry, AuditHead, AuditLog, AuditVerification
 from console.access.control import AccessControl
 from console.access.guard import Guard, requires
 from console.access.permissions import Permission
@@ -51,7 +51,7 @@ class ConsoleCore:
         self.settings = SettingsStore(self._database, self.guard)
         self._registry = Registry(self._database)
         self.registry = RegistryService(self._registry, self.guard)
-        self.conversations = ConversationStore(self._database)
+        self.conversations = ConversationStore(self._database, self.guard)
         cache = self.data_dir / "cache"
         cache.mkdir(parents=True, exist_ok=True)
         self._engine = InferenceEngine(cache_dir=cache, settings=self._engine_settings())
@@ -255,8 +255,15 @@ class ConsoleCore:
         return self._audit_log.entries(**filters)
 
     @requires(Permission.AUDIT_VIEW, "verify the audit log")
-    def verify_audit(self, principal: Principal) -> AuditVerification:
-        return self._audit_log.verify()
+    def verify_audit(self, principal: Principal, exported_head: AuditHead | None = None) -> AuditVerification:
+        """The chain, the head recorded in the database and in the head file, and an exported head if given.
+        Checked against the heads as they were before this caller's sign-in was appended: an append never
+        moves a head that disagrees with the table."""
+        return self._audit_log.verify(exported_head)
+
+    @requires(Permission.AUDIT_VIEW, "export the audit head")
+    def export_audit_head(self, principal: Principal) -> AuditHead:
+        return self._audit_log.export_head()
 
     def shutdown(self) -> None:
         self.api.close()

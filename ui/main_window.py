@@ -116,6 +116,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.session_label)
         self._shut_down = False
         self._locked_user: str | None = None
+        self._history_user: str | None = adapter.session.user  # whose saved conversations the chat tab lists
         self._apply_stored_defaults()
         self.settings_view.changed.connect(self._settings_saved)
         self.apply_session()
@@ -202,6 +203,11 @@ class MainWindow(QMainWindow):
         """Show and enable what the signed-in user may do. Convenience only: the services check again."""
         principal = self.session.principal
         can = self.session.can
+        if principal is not None and principal.user != self._history_user:  # first: a new chat re-enables Send
+            if self._history_user is not None:  # another user: a new chat, and their own saved conversations
+                self.chat_panel.new_chat()
+            self._history_user = principal.user
+            self.chat_panel.refresh_history()
         self.session_label.setText(f"Signed in as {principal.user} ({principal.role})" if principal else "Not signed in")
         may_load = can(Permission.MODEL_LOAD)
         for widget in (self.model_bar.load_button, self.model_bar.browse_file_button, self.model_bar.browse_folder_button):
@@ -282,6 +288,7 @@ class MainWindow(QMainWindow):
             self.models_panel.shutdown()  # its hashing thread uses the database the core closes
             self.api_panel.shutdown()  # running API requests may finish first
             self.engine_panel.timer.stop()  # its refresh asks the core, whose database closes below
+            self.audit_view.follow_timer.stop()
             self.telemetry.shutdown()
             self.adapter.shutdown()
 

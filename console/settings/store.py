@@ -178,9 +178,9 @@ class SettingsStore:
         old = self.get(key)
         if old == value:
             return value
-        with self._database.write() as db:
+        with self._database.write() as db:  # the change and its audit entry commit together, or neither
             db["settings"].upsert({"key": PREFIX + key, "value": json.dumps(value)}, pk="key")
-        self.guard.record(principal, "settings.change", key, old=old, new=value)
+            self.guard.record(principal, "settings.change", key, db=db, old=old, new=value)
         return value
 
     @staticmethod

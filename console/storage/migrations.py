@@ -261,6 +261,19 @@ def m007_alert_log(db: Database) -> None:
 
 
 @migration
+def m008_conversation_owners(db: Database) -> None:
+    """Each saved conversation belongs to the user who had it (rows from before have no owner: only those who
+    may see every conversation see them), and failed sign-ins under names that are no account are counted like
+    a real account's, by a fingerprint of the name, so a lock-out does not tell real accounts apart."""
+    db["conversations"].add_column("owner", str)
+    db["conversations"].create_index(["owner"])
+    db["sign_in_failures"].create(
+        {"fingerprint": str, "failed_attempts": int, "lockouts": int, "locked_until": float},
+        pk="fingerprint",
+    )
+
+
+@migration
 def m009_api_keys(db: Database) -> None:
     """The local API: keys bound to users (only a SHA-256 of each secret is kept) and their usage per day."""
     db["api_keys"].create(

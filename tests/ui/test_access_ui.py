@@ -364,3 +364,12 @@ def test_set_minutes_applies_live(qtbot, idle_lock):
     now[0] += 10**6
     lock.check()
     assert lock.active
+
+
+# --- the audit tab follows the log ----------------------------------------------------------------------------
+def test_the_audit_view_shows_an_entry_a_service_appends_without_a_refresh_click(qtbot, admin):
+    view = shown(qtbot, AuditView(admin))
+    admin.core.access.create_user(admin.principal, "walt", ROLE_PASSWORD, "viewer")  # as another client would
+    qtbot.waitUntil(lambda: any(view.table.item(row, 4).text() == "walt" for row in range(view.table.rowCount())),
+                    timeout=10_000)
+    assert view.table.item(0, 3).text() == "user.create"

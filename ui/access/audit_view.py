@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QDate, Qt
+from PySide6.QtCore import QDate, Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
@@ -23,10 +23,11 @@ from console.errors import ConsoleError
 from console.storage.timestamps import local_time
 from ui.widgets.record_table import fill, record_table
 from ui.access.desktop_session import DesktopSession
-from console.access.audit_log import AuditLog
+from console.access.audit_log import AuditLog, printable
 
 REFUSED_COLOUR = QColor("#b3261e")
 SHOWN_LIMIT = 2000  # rows in the table; the CSV export has no limit
+FOLLOW_MS = 2000  # how often a shown log looks for new entries (one indexed query for entries after the newest)
 
 
 class AuditView(QWidget):
@@ -93,6 +94,11 @@ class AuditView(QWidget):
             field.returnPressed.connect(self.refresh)
         self.outcome.currentIndexChanged.connect(self.refresh)
         self.since.dateChanged.connect(self.refresh)
+        self._newest_seq = 0  # the newest entry shown: the follow timer asks only for entries after it
+        self.follow_timer = QTimer(self)
+        self.follow_timer.setInterval(FOLLOW_MS)
+        self.follow_timer.timeout.connect(self.follow)
+        self.follow_timer.start()
         self.verify_button.clicked.connect(self.verify)
         self.export_button.clicked.connect(self._export_clicked)
         self.refresh_for_session()
@@ -120,7 +126,9 @@ class AuditView(QWidget):
         except ConsoleError as error:
             self._show_verdict(str(error), "error")
             return
-        fill(self.table, [(str(e.seq), local_time(e.at), e.actor, e.action, e.target, e.outcome, e.details) for e in entries])
+        self._newest_seq = max((e.seq for e in entries), default=self._newest_seq)
+        fill(self.table, [(str(e.seq), local_time(e.at), printable(e.actor), printable(e.action), printable(e.target),
+                           e.outcome, printable(e.details, 2000)) for e in entries])
         for row, entry in enumerate(entries):
             if entry.outcome != "ok":  # refusals and failures stand out, in the app's error red
                 self.table.item(row, self.COLUMNS.index("Outcome")).setForeground(REFUSED_COLOUR)
@@ -129,6 +137,27 @@ class AuditView(QWidget):
                            f"{shown} entr{'y' if shown == 1 else 'ies'}, newest first"
                            + (f" (the newest {SHOWN_LIMIT}; Export CSV has them all)" if shown == SHOWN_LIMIT else "")
                            + ". Times are local.")
+
+    def follow(self) -> bool:
+        """While shown: read the log again when entries matching the filters were written since the last read
+        (by this window, a CLI command or the API). True when it refreshed."""
+        if not self.isVisible():
+            return False
+        try:
+            if not self.session.can(Permission.AUDIT_VIEW):
+                return False
+            newer = self.core.audit_entries(self.session.principal, **self.filters(), after_seq=self._newest_seq,
+                                            limit=1)
+        except ConsoleError:  # the database is busy or closing: the next tick tries again
+            return False
+        if newer:
+            self.refresh()
+        return bool(newer)
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        if self.session.principal is not None and self.content.isVisible():
+            self.refresh()
 
     def verify(self) -> bool:
         try:

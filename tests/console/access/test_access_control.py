@@ -34,6 +34,7 @@ def guarded_actions(tiny_model_dir, scratch):
         "settings:edit": lambda core, who: core.settings.set(who, "telemetry.interval_s", 2.0),
         "users:manage": lambda core, who: core.access.create_user(who, f"new-{who.user}", ROLE_PASSWORD, "viewer"),
         "audit:view": lambda core, who: core.audit_entries(who, limit=5),
+        "conversations:view_all": lambda core, who: core.conversations.list_all(who),
     }
 
 
@@ -91,7 +92,8 @@ def test_first_admin_is_created_once_and_there_is_no_default_account(tmp_path):
 
 @pytest.mark.parametrize("password, rule", [
     ("", "empty"), ("short1", "too short"), ("aaaaaaaaaaaa", "repeats one character"),
-    ("carol-is-great", "user name"), ("password123", "common passwords"),
+    ("carol-is-great", "user name"), ("password123", "common passwords"), ("Dragon12345", "common passwords"),
+    ("QWERTYUIOP123", "common passwords"), ("p@ssw0rd123", "common passwords"), ("Football123", "common passwords"),
 ])
 def test_weak_passwords_are_refused_with_the_rule(tmp_path, password, rule):
     core, admin = admin_core(tmp_path / "data")
@@ -100,6 +102,13 @@ def test_weak_passwords_are_refused_with_the_rule(tmp_path, password, rule):
             core.access.create_user(admin, "carol", password, "tester")
     finally:
         core.shutdown()
+
+
+def test_the_common_password_list_holds_thousands_of_long_entries():
+    from console.access.passwords import MIN_LENGTH, common_passwords
+
+    long_ones = [password for password in common_passwords() if len(password) >= MIN_LENGTH]
+    assert len(long_ones) >= 5000 and all(password == password.lower() for password in common_passwords())
 
 
 def test_wrong_password_and_unknown_user_give_the_same_message_and_are_audited(tmp_path):
