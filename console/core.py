@@ -18,6 +18,7 @@ from console.access.control import AccessControl
 from console.access.guard import Guard, requires
 from console.access.permissions import Permission
 from console.access.principal import Principal
+from console.api.service import ApiService
 from console.chat.conversations_store import ConversationStore
 from console.registry.default_model import DEFAULT_MODEL_NAME, default_model_path, ensure_default_registered
 from console.registry.registry import Registry
@@ -58,6 +59,7 @@ class ConsoleCore:
         self._monitors: list[TelemetryMonitor] = []
         # `bench --compile` and the one-shot `chat` set it for their own run; else LLM_CONSOLE_COMPILE, else the setting
         self.compile_override: str | None = None
+        self.api = ApiService(self, self._database)  # the local API; it listens only once started
 
     def _engine_settings(self) -> BatchingSettings:
         return BatchingSettings(
@@ -190,6 +192,15 @@ class ConsoleCore:
              on_event=None) -> RequestHandle:
         return self._engine.submit(GenerationRequest(messages=messages, params=params), on_event=on_event)
 
+    @requires(Permission.CHAT_USE, "generate with the model")
+    def submit(self, principal: Principal, request: GenerationRequest, on_event=None) -> RequestHandle:
+        """A chat or plain-prompt request into the shared batch (the local API's completions)."""
+        return self._engine.submit(request, on_event=on_event)
+
+    @property
+    def model_loading(self) -> bool:
+        return self._engine.loading
+
     @requires(Permission.CHAT_USE, "measure perplexity")
     def measure_perplexity(self, principal: Principal) -> float:
         """Perplexity of the loaded model on the fixed text shipped in resources/ (blocking: seconds)."""
@@ -255,6 +266,7 @@ class ConsoleCore:
         return self._audit_log.export_head()
 
     def shutdown(self) -> None:
+        self.api.close()
         for monitor in self._monitors:
             monitor.shutdown()
         self._engine.shutdown()

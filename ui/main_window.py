@@ -25,6 +25,8 @@ from resources import resource_path
 from ui.access.account_dialogs import ChangePasswordDialog, SignInDialog
 from ui.telemetry.alert_status import AlertStatus
 from ui.access.audit_view import AuditView
+from ui.adapters.api_adapter import ApiAdapter
+from ui.api.api_panel import ApiPanel
 from ui.chat.chat_panel import ChatPanel
 from ui.adapters.engine_adapter import EngineAdapter
 from ui.engine.engine_panel import EnginePanel
@@ -63,6 +65,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.settings_view, "Settings")
         self.audit_view = AuditView(adapter.session)
         self.tabs.addTab(self.audit_view, "Audit")
+        self.api_panel = ApiPanel(ApiAdapter(adapter.core.api, lambda: adapter.session.principal, self), adapter.core)
+        self.tabs.addTab(self.api_panel, "API")
         workspace = QWidget()
         layout = QVBoxLayout(workspace)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -116,6 +120,7 @@ class MainWindow(QMainWindow):
         self._apply_stored_defaults()
         self.settings_view.changed.connect(self._settings_saved)
         self.apply_session()
+        self.api_panel.start_if_enabled()  # the API was on when the window last closed
 
     def _apply_stored_defaults(self) -> None:
         """The engine defaults from the settings: precision and device of the next load, reply length."""
@@ -232,9 +237,12 @@ class MainWindow(QMainWindow):
         self.tabs.setTabVisible(self.tabs.indexOf(self.chat_panel), True)
         self.tabs.setTabVisible(self.tabs.indexOf(self.settings_view), can(Permission.SETTINGS_VIEW))
         self.tabs.setTabVisible(self.tabs.indexOf(self.audit_view), can(Permission.AUDIT_VIEW))
+        self.tabs.setTabVisible(self.tabs.indexOf(self.api_panel),
+                                can(Permission.SETTINGS_EDIT) or can(Permission.USERS_MANAGE))
         if principal is not None:
             self.settings_view.refresh_for_session()
             self.audit_view.refresh_for_session()
+            self.api_panel.refresh()
             self.idle_lock.set_minutes(self.adapter.core.settings.get("security.idle_lock_minutes"))
 
     def _load(self, spec: ModelSpec) -> None:
@@ -278,6 +286,7 @@ class MainWindow(QMainWindow):
             self._shut_down = True
             QApplication.instance().removeEventFilter(self.idle_lock)
             self.models_panel.shutdown()  # its hashing thread uses the database the core closes
+            self.api_panel.shutdown()  # running API requests may finish first
             self.engine_panel.timer.stop()  # its refresh asks the core, whose database closes below
             self.audit_view.follow_timer.stop()
             self.telemetry.shutdown()

@@ -49,6 +49,8 @@ BUILTIN_ROLES: dict[str, tuple[str, frozenset[Permission]]] = {
     "tester": ("Chats and runs tests, views metrics",
                frozenset({Permission.CHAT_USE, Permission.METRICS_VIEW, Permission.REGISTRY_VIEW,
                           Permission.SETTINGS_VIEW})),
+    "api_consumer": ("Uses the model through the local API, reads metrics (for API keys)",
+                     frozenset({Permission.CHAT_USE, Permission.METRICS_VIEW})),
     "viewer": ("Reads metrics and the registry",
                frozenset({Permission.METRICS_VIEW, Permission.REGISTRY_VIEW, Permission.SETTINGS_VIEW})),
 }

@@ -8,13 +8,14 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from console.cli import audit, bench, chat, models, settings, users
+from console.cli import api_keys, audit, bench, chat, models, serve, settings, users
 from console.errors import ConsoleError
 from engine import EngineError
 from engine.weights.devices import DEVICES, PRECISIONS
 
 GuiLauncher = Callable[[argparse.Namespace], int]
-COMMANDS = {"chat": chat, "bench": bench, "models": models, "users": users, "audit": audit, "settings": settings}
+COMMANDS = {"chat": chat, "bench": bench, "models": models, "users": users, "audit": audit, "settings": settings,
+            "serve": serve, "api-keys": api_keys}
 MAX_LIMIT = 1_000_000  # --limit: rows to list
 
 

@@ -78,6 +78,35 @@ def _host(value: Any) -> str:
     return value
 
 
+def _api_host(value: Any) -> str:
+    from console.api.config import ApiConfigError, check_host
+
+    try:
+        return check_host(value if isinstance(value, str) else "")
+    except ApiConfigError as error:
+        raise InvalidSetting(str(error).rstrip(".")) from None
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidSetting("must be text")
+    return value.strip()
+
+
+def _origins(value: Any) -> list:
+    if not isinstance(value, list) or not all(isinstance(o, str) and (o == "*" or o.startswith(("http://", "https://")))
+                                              for o in value):
+        raise InvalidSetting("must be a list of origins such as [\"https://app.example\"] ([] switches CORS off)")
+    return value
+
+
+def _aliases(value: Any) -> dict:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and k and isinstance(v, str) and v
+                                              for k, v in value.items()):
+        raise InvalidSetting("must map names clients send to a model NAME[:VERSION], e.g. {\"gpt-4o-mini\": \"qwen2.5\"}")
+    return value
+
+
 def _alert_rules(value: Any) -> list:
     from console.telemetry.alerts import AlertRule
     from console.telemetry.errors import TelemetryError
@@ -111,6 +140,18 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "lets prometheus.host be 0.0.0.0: any machine that reaches the port reads the telemetry, "
                 "without a password"),
     SettingSpec("prometheus.port", "Prometheus port", 9479, Permission.SETTINGS_EDIT, _number(int, 1024, 65535)),
+    SettingSpec("api.enabled", "Local API", False, Permission.SETTINGS_EDIT, _boolean,
+                "serve the OpenAI-compatible API while the window is open"),
+    SettingSpec("api.host", "API address", "127.0.0.1", Permission.SETTINGS_EDIT, _api_host,
+                "127.0.0.1 (this machine only), 0.0.0.0 (every interface) or one interface's address"),
+    SettingSpec("api.port", "API port", 8741, Permission.SETTINGS_EDIT, _number(int, 1024, 65535)),
+    SettingSpec("api.require_keys", "API keys required", True, Permission.SETTINGS_EDIT, _boolean,
+                "false is allowed only while the API listens on 127.0.0.1"),
+    SettingSpec("api.tls_cert", "API TLS certificate", "", Permission.SETTINGS_EDIT, _text, "PEM file; empty: plain HTTP"),
+    SettingSpec("api.tls_key", "API TLS private key", "", Permission.SETTINGS_EDIT, _text, "PEM file of the certificate's key"),
+    SettingSpec("api.cors_origins", "API CORS origins", [], Permission.SETTINGS_EDIT, _origins, "[] keeps CORS off"),
+    SettingSpec("api.model_aliases", "API model aliases", {}, Permission.SETTINGS_EDIT, _aliases,
+                "names clients send, each mapped to a registered model NAME[:VERSION]"),
     SettingSpec("security.idle_lock_minutes", "Lock after idle", 15, Permission.SETTINGS_EDIT, _number(int, 0, 1440, " min"),
                 "0 never locks"),
 )

@@ -274,6 +274,35 @@ def m008_conversation_owners(db: Database) -> None:
 
 
 @migration
+def m009_api_keys(db: Database) -> None:
+    """The local API: keys bound to users (only a SHA-256 of each secret is kept) and their usage per day."""
+    db["api_keys"].create(
+        {
+            "id": int,
+            "name": str,  # the admin's label ("grafana", "notebook on bob's laptop")
+            "user": str,  # the key acts as this user, so with this user's role
+            "prefix": str,  # the secret's first characters, to recognise a key in lists and logs
+            "secret_sha256": str,
+            "created_at": str,
+            "created_by": str,
+            "expires_at": str,
+            "revoked_at": str,
+            "revoked_by": str,
+            "last_used_at": str,
+        },
+        pk="id",
+        not_null={"name", "user", "prefix", "secret_sha256", "created_at", "created_by"},
+    )
+    db["api_keys"].create_index(["secret_sha256"], unique=True)
+    db["api_key_usage"].create(
+        {"key_id": int, "day": str, "requests": int, "prompt_tokens": int, "completion_tokens": int, "errors": int},
+        pk=("key_id", "day"),
+        not_null={"key_id", "day", "requests", "prompt_tokens", "completion_tokens", "errors"},
+        foreign_keys=[("key_id", "api_keys", "id")],
+    )
+
+
+@migration
 def m010_converted_copies(db: Database) -> None:
     """The SHA-256 of each file of a GGUF version's converted copy in the cache, recorded at conversion: a
     checksum file beside the copy could be edited together with it, the registry's database cannot."""

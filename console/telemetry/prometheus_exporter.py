@@ -153,6 +153,13 @@ class TelemetryCollector(Collector):
                                   engine.oom_backoffs)
 
 
+def telemetry_registry(service: TelemetryService) -> CollectorRegistry:
+    """A private registry of the service's figures only (nothing else in the process leaks into a scrape)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TelemetryCollector(service))
+    return registry
+
+
 def _handler_for(registry: CollectorRegistry, read_timeout_s: float) -> type[BaseHTTPRequestHandler]:
     class MetricsHandler(BaseHTTPRequestHandler):
         timeout = read_timeout_s  # each read of the request; a timed-out connection is closed
@@ -226,8 +233,7 @@ class PrometheusExporter:
         self.port = port
         self.read_timeout_s = read_timeout_s
         self.max_connections = max_connections
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(TelemetryCollector(service))
+        self.registry = telemetry_registry(service)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 

@@ -130,6 +130,8 @@ class SettingsView(QWidget):
         form.setHorizontalSpacing(16)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         for spec in SETTINGS:
+            if spec.key.startswith("api."):
+                continue  # edited on the API tab, beside the server they configure
             field = SettingField(spec, spec.default)
             self.fields[spec.key] = field
             column = QVBoxLayout()
