@@ -8,8 +8,12 @@ signed-in session (`guard`). Every method that changes state checks the session'
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
+from console.errors import ConsoleError, MemoryWontFit
+from console.lab.load_memory import LoadMemory, refuse_unless_fits, used_memory_bytes
+from console.lab.service import LabService, model_key_of_path, model_key_of_version
 from console.storage import paths
 from console.access.control import AccessControl, Guard, Session
 from console.settings.store import SettingsStore
@@ -21,6 +25,7 @@ from console.registry.guarded import GuardedRegistry
 from console.registry.registry import Registry
 from console.registry.verified_loading import VersionLoadSpec, load_registered_version
 from engine import (
+    EngineError,
     GenerationRequest,
     InferenceEngine,
     LoadedModelInfo,
@@ -29,7 +34,9 @@ from engine import (
     SamplingParams,
 )
 from engine.batching_settings import BatchingSettings
+from engine.weights.devices import describe_device, resolve_device
 from engine.weights.loader import ProgressCallback
+from engine.weights.memory_estimate import MemoryEstimate, estimate_load
 
 
 class ConsoleCore:
@@ -48,6 +55,9 @@ class ConsoleCore:
         self.engine = InferenceEngine(cache_dir=cache, settings=self._engine_settings())
         # `bench --compile` and the one-shot `chat` set it for their own run; else LLM_CONSOLE_COMPILE, else the setting
         self.compile_override: str | None = None
+        self.load_memory = LoadMemory(self.database)
+        self._loaded_once = False  # the first load of a process measures the device's runtime overhead
+        self.lab = LabService(self)
 
     def _engine_settings(self) -> BatchingSettings:
         return BatchingSettings(
@@ -80,18 +90,32 @@ class ConsoleCore:
     def default_model_spec(self, precision: str = "auto", device: str = "auto") -> ModelSpec:
         return ModelSpec(str(default_model_path()), precision=precision, device=device, name=DEFAULT_MODEL_NAME)
 
-    def load_model(self, spec: ModelSpec, progress: ProgressCallback | None = None) -> LoadedModelInfo:
-        """Load a path that is not registered (nothing is verified). Blocking: the GUI calls it from a worker."""
+    def load_model(self, spec: ModelSpec, progress: ProgressCallback | None = None,
+                   load_anyway: bool = False) -> LoadedModelInfo:
+        """Load a path that is not registered (nothing is verified). Blocking: the GUI calls it from a worker.
+        Refused with MemoryWontFit when the estimate exceeds the free memory, unless `load_anyway`."""
         self.guard.require("model:load", f"load {Path(spec.path).name}")
-        return self._audited_load(spec.path, spec.precision, spec.device, lambda: self.engine.load(spec, progress))
+        key = model_key_of_path(spec.path)
+        precision, recommended = self._auto_precision(key, spec.precision, spec.device)
+        spec = replace(spec, precision=precision)
+        return self._audited_load(spec.path, spec.path, precision, spec.device, recommended, load_anyway,
+                                  lambda: self.engine.load(spec, progress))
 
     def load_version(
-        self, ref_or_id: str | int, precision: str = "auto", device: str = "auto", progress: ProgressCallback | None = None
+        self, ref_or_id: str | int, precision: str = "auto", device: str = "auto", progress: ProgressCallback | None = None,
+        load_anyway: bool = False,
     ) -> LoadedModelInfo:
-        """Load a registered version after re-checking its files; refused (ChecksumMismatch) if any changed."""
+        """Load a registered version after re-checking its files; refused (ChecksumMismatch) if any changed, and
+        (MemoryWontFit) when it will not fit unless `load_anyway`."""
         self.guard.require("model:load", f"load {ref_or_id}")
+        try:
+            version = self._registry.resolve(ref_or_id)
+        except ConsoleError as error:
+            self.guard.record("model.load", str(ref_or_id), "failed", precision=precision, device=device, error=str(error))
+            raise
+        precision, recommended = self._auto_precision(model_key_of_version(version.id), precision, device)
         return self._audited_load(
-            str(ref_or_id), precision, device,
+            str(ref_or_id), version.source_path, precision, device, recommended, load_anyway,
             lambda: load_registered_version(self.engine, self._registry, ref_or_id, precision, device, progress,
                                             loaded_by=self.guard.user),
         )
@@ -101,21 +125,74 @@ class ConsoleCore:
         else the `engine.compile` setting."""
         return self.compile_override or os.environ.get("LLM_CONSOLE_COMPILE") or self.settings.get("engine.compile")
 
-    def _audited_load(self, target: str, precision: str, device: str, load) -> LoadedModelInfo:
+    def _auto_precision(self, model_key: str, precision: str, device: str):
+        """`auto` becomes the lab's saved recommendation for this model version on this device, when there is one
+        (returned too, so its batching knobs follow the load); any other precision stays as asked."""
+        if precision != "auto":
+            return precision, None
+        try:
+            device_name = describe_device(resolve_device(device))
+        except EngineError:
+            return precision, None  # the load itself reports the unavailable device
+        recommendation = self.lab.store.recommendation(model_key, device_name)
+        return (recommendation.precision, recommendation) if recommendation else (precision, None)
+
+    def estimate_load(self, target: ModelSpec | VersionLoadSpec, sequences: int | None = None,
+                      context_tokens: int | None = None) -> MemoryEstimate:
+        """The itemised memory a load of `target` needs (weights, KV cache for `sequences` × `context_tokens`,
+        overhead, margin) and the device's free memory, from the model's headers: nothing is loaded."""
+        if isinstance(target, VersionLoadSpec):
+            version = self._registry.resolve(target.ref)
+            path, key = version.source_path, model_key_of_version(version.id)
+        else:
+            path, key = target.path, model_key_of_path(target.path)
+        precision, _recommended = self._auto_precision(key, target.precision, target.device)
+        return self._estimate(path, precision, target.device, sequences, context_tokens)
+
+    def _estimate(self, path: str, precision: str, device: str, sequences: int | None = None,
+                  context_tokens: int | None = None) -> MemoryEstimate:
+        kind = resolve_device(device).type
+        return estimate_load(self.load_memory.shape(path), precision, device,
+                             sequences or self.engine.settings.max_batch_size, context_tokens,
+                             self.load_memory.overhead_bytes(kind))
+
+    def _audited_load(self, target: str, path: str, precision: str, device: str, recommended, load_anyway: bool,
+                      load) -> LoadedModelInfo:
         self.engine.compile_decode = self.compile_mode()
         try:
+            try:
+                estimate = self._estimate(path, precision, device)
+            except (EngineError, OSError):  # a missing or damaged model: the load itself says what is wrong
+                estimate = None
+            if estimate is not None and not load_anyway:
+                refuse_unless_fits(estimate, Path(path).name)
+            first_load = not self._loaded_once
+            before = used_memory_bytes(estimate.device) if estimate else 0
             info = load()
         except Exception as error:
-            self.guard.record("model.load", target, "failed", precision=precision, device=device, error=str(error))
+            self.guard.record("model.load", target, "refused" if isinstance(error, MemoryWontFit) else "failed",
+                              precision=precision, device=device, error=str(error))
             raise
+        self._loaded_once = True
+        details = {"weight_bytes": info.weight_bytes}
+        if estimate is not None:
+            measured = used_memory_bytes(estimate.device) - before
+            self.load_memory.record(info.name, estimate, info.weight_bytes, measured, first_load)
+            details.update(estimated_bytes=estimate.total_bytes, estimated_weight_bytes=estimate.weight_bytes,
+                           load_anyway=load_anyway and not estimate.fits)
+        if recommended is not None:  # the saved recommendation chose the precision: its knobs come with it
+            self.engine.configure(max_batch_size=recommended.max_batch_size, max_wait_ms=recommended.max_wait_ms)
+            details["recommendation"] = {"sweep": recommended.sweep_id, "max_batch_size": recommended.max_batch_size,
+                                         "max_wait_ms": recommended.max_wait_ms}
         self.guard.record("model.load", info.name, precision=info.precision, device=info.device, path=info.path,
-                          decoder=self.engine.snapshot().decoder)
+                          decoder=self.engine.snapshot().decoder, **details)
         return info
 
-    def load(self, target: ModelSpec | VersionLoadSpec, progress: ProgressCallback | None = None) -> LoadedModelInfo:
+    def load(self, target: ModelSpec | VersionLoadSpec, progress: ProgressCallback | None = None,
+             load_anyway: bool = False) -> LoadedModelInfo:
         if isinstance(target, VersionLoadSpec):
-            return self.load_version(target.ref, target.precision, target.device, progress)
-        return self.load_model(target, progress)
+            return self.load_version(target.ref, target.precision, target.device, progress, load_anyway)
+        return self.load_model(target, progress, load_anyway)
 
     def default_load_target(self, precision: str = "auto", device: str = "auto") -> ModelSpec | VersionLoadSpec:
         """The registry's default version when there is one, else the embedded model's file."""
