@@ -6,8 +6,9 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
+from console.cli import lab
 from console.cli.admin import add_admin_parsers, run_audit, run_settings, run_users
-from console.errors import ConsoleError
+from console.errors import ConsoleError, MemoryWontFit
 from console.cli.models import add_models_parser, chat_load_target, run_models
 from engine import EngineError, ModelSpec, SamplingParams
 from engine.weights.devices import DEVICES, PRECISIONS
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     chat.add_argument("--seed", type=int)
     chat.add_argument("--quiet", action="store_true", help="print only the answer, no load progress or figures")
+    chat.add_argument("--load-anyway", action="store_true", help="load even when the memory estimate says it will not fit")
 
     bench = commands.add_parser("bench", help="measure throughput and latency against baselines on this machine")
     source = bench.add_mutually_exclusive_group()
@@ -62,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     add_models_parser(commands)
     add_admin_parsers(commands)
+    lab.add_parser(commands)
     return parser
 
 
@@ -74,7 +77,8 @@ def run_chat(args: argparse.Namespace, core) -> int:
     handle = None
     core.compile_override = "off"  # one answer and exit: a background compile would not finish in time to help
     try:
-        info = core.load(chat_load_target(core, args.model, args.precision, args.device, args.quiet), report)
+        info = core.load(chat_load_target(core, args.model, args.precision, args.device, args.quiet), report,
+                         load_anyway=args.load_anyway)
         if not args.quiet:
             print(f"[model] {info.name} · {info.precision} · {info.device} · loaded in {info.load_seconds:.1f} s", file=sys.stderr)
         params = SamplingParams(
@@ -104,6 +108,8 @@ def run_chat(args: argparse.Namespace, core) -> int:
         return 0
     except (EngineError, GenerationFailed, ConsoleError) as error:
         print(f"error: {error}", file=sys.stderr)
+        if isinstance(error, MemoryWontFit):
+            print("To load it all the same, add --load-anyway.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         if handle is not None:
@@ -160,7 +166,7 @@ def run_bench(args: argparse.Namespace, core) -> int:
 
 
 COMMANDS = {"chat": run_chat, "bench": run_bench, "models": run_models, "users": run_users, "audit": run_audit,
-            "settings": run_settings}
+            "settings": run_settings, "lab": lab.run}
 
 
 def run_signed_in(args: argparse.Namespace) -> int:

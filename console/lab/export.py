@@ -127,3 +127,34 @@ def sweep_table(sweep: SweepRecord, points: list[PointRecord], precisions: dict[
         lines.append("Pareto front (tok/s per user vs total tok/s): " + ", ".join(
             f"{j.label} ({j.figures.tokens_per_s_per_user:.1f}/user, {j.figures.output_tokens_per_s:.1f} total)" for j in answers.pareto))
     return "\n".join(lines)
+
+
+def compare_table(a: tuple, b: tuple) -> str:
+    """Two sweeps (each `LabService.sweep`'s triple) point by point: the same configuration on two model
+    versions or two machines, with B's figures as a ratio to A's."""
+    (sweep_a, points_a, precisions_a), (sweep_b, points_b, precisions_b) = a, b
+    lines = [f"A: sweep {sweep_a.id} · {sweep_a.model_name} · {sweep_a.device} · {machine_line(sweep_a.machine)}",
+             f"B: sweep {sweep_b.id} · {sweep_b.model_name} · {sweep_b.device} · {machine_line(sweep_b.machine)}", ""]
+    for name in sorted(set(precisions_a) | set(precisions_b)):
+        pa, pb = precisions_a.get(name), precisions_b.get(name)
+        ppl = lambda r: f"{r.perplexity:.3f}" if r and r.perplexity else "–"  # noqa: E731
+        lines.append(f"{name:<6} weights {format_size(pa.weight_bytes if pa else None):>9} / "
+                     f"{format_size(pb.weight_bytes if pb else None):>9}   perplexity {ppl(pa)} / {ppl(pb)}")
+    lines += ["", f"{'point':<26} {'tok/s A':>8} {'tok/s B':>8} {'B/A':>6} {'TTFT p99 A':>10} {'TTFT p99 B':>10} "
+                  f"{'e2e p99 A':>9} {'e2e p99 B':>9}"]
+    measured_b = {r.point.key: r for r in points_b if r.measured}
+    shared = 0
+    for record in points_a:
+        other = measured_b.get(record.point.key)
+        if not record.measured or other is None:
+            continue
+        shared += 1
+        fa, fb = record.summary.median, other.summary.median
+        ratio = fb.output_tokens_per_s / fa.output_tokens_per_s if fa.output_tokens_per_s else float("nan")
+        lines.append(f"{record.point.label:<26} {fa.output_tokens_per_s:>8.1f} {fb.output_tokens_per_s:>8.1f} {ratio:>5.2f}x "
+                     f"{fa.ttft_p99_s * 1000:>8.0f}ms {fb.ttft_p99_s * 1000:>8.0f}ms {fa.latency_p99_s:>8.2f}s {fb.latency_p99_s:>8.2f}s")
+    if not shared:
+        lines.append("(no configuration was measured in both sweeps)")
+    for label, (sweep, points, precisions) in (("A", a), ("B", b)):
+        lines.append(f"{label}: " + answer(points, precisions).summary())
+    return "\n".join(lines)

@@ -86,7 +86,7 @@ def _run(sweep, store: SweepStore, engine, hooks: SweepHooks, progress, cancel: 
         todo.append(point)
     already = sum(min(counts.get(p.key, 0), plan.repetitions) for p in todo)
     clock = _Eta(len(todo) * plan.repetitions, already)
-    progress(SweepProgress(already, total, None, f"{len(todo)} points to measure"))
+    progress(SweepProgress(already, clock.total, None, f"{len(todo)} points to measure"))
     measured_precisions = store.precisions(sweep.id)
     for precision in plan.precisions:
         points = [p for p in todo if p.precision == precision]
@@ -119,9 +119,9 @@ def _run(sweep, store: SweepStore, engine, hooks: SweepHooks, progress, cancel: 
             for point in points:
                 if counts.get(point.key, 0) > repetition:
                     continue
-                _check(cancel)
                 progress(SweepProgress(clock.done, clock.total, clock.eta(),
                                        f"{point.label}: repetition {repetition + 1} of {plan.repetitions}"))
+                _check(cancel)  # after the report: a cancel asked for from it stops before this repetition
                 engine.configure(max_batch_size=point.batch_size, max_wait_ms=point.max_wait_ms, response_cache=False,
                                  queue_limit=max(64, 2 * point.concurrency))
                 figures = figures_of(drive_level(engine, point.concurrency, plan.new_tokens, info.device))
