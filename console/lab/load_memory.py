@@ -46,9 +46,12 @@ class LoadMemory:
         stat = file.stat()
         key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
         with self._lock:
-            if key not in self._shapes:
-                self._shapes[key] = read_model_shape(file)
-            return self._shapes[key]
+            known = self._shapes.get(key)
+        if known is None:  # read outside the lock: another model's estimate need not wait for this one
+            known = read_model_shape(file)
+            with self._lock:
+                self._shapes[key] = known
+        return known
 
     def overhead_bytes(self, device: str) -> int | None:
         """The overhead measured by the last first-load on this kind of device, None before any."""

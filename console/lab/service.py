@@ -51,6 +51,7 @@ class LabTarget:
 class ApplyOutcome:
     recommendation: Recommendation
     reload_needed: bool  # the loaded model is not the sweep's model at the recommended precision
+    reload_target: ModelSpec | VersionLoadSpec | None = None  # the sweep's model is loaded at another precision
 
 
 class LabService:
@@ -147,11 +148,12 @@ class LabService:
                                max_batch_size=point.batch_size, max_wait_ms=point.max_wait_ms, sla=asdict(sla),
                                live=live, saved_as_default=save_default, device=sweep.device)
         info = self.core.model_info
-        loaded_key = None
-        if info is not None:
-            loaded_key = sweep.model_key if Path(info.path) == Path(sweep.model_path) else model_key_of_path(info.path)
-        reload_needed = loaded_key != sweep.model_key or info.precision != point.precision
-        return ApplyOutcome(recommendation, reload_needed)
+        sweep_model_loaded = info is not None and Path(info.path).expanduser().resolve() == Path(sweep.model_path).resolve()
+        other_precision = sweep_model_loaded and info.precision != point.precision
+        target = LabTarget(sweep.version_id, sweep.model_name, sweep.model_path, sweep.model_key)
+        device = "cuda" if sweep.device.startswith("cuda") else "cpu"
+        return ApplyOutcome(recommendation, not sweep_model_loaded or other_precision,
+                            target.load_spec(point.precision, device) if other_precision else None)
 
     def recommendation(self, model_key: str, device: str) -> Recommendation | None:
         return self.store.recommendation(model_key, device)

@@ -151,18 +151,15 @@ def shape_from_config(config: dict) -> ModelShape:
 
 
 def _gguf_shape(path: Path) -> ModelShape:
-    from engine.weights import gguf_cache
-
-    gguf_cache.check_gguf_header(path)
-    reader = gguf_cache.open_gguf(path)
-    architecture = gguf_cache.gguf_architecture(path, reader)
+    metadata, tensors = read_gguf_header(path)
+    architecture = str(metadata.get("general.architecture", ""))
 
     def number(key: str, default: int = 0) -> int:
-        field = reader.fields.get(f"{architecture}.{key}")
-        return int(field.parts[field.data[0]][0]) if field is not None else default
+        value = metadata.get(f"{architecture}.{key}")
+        return int(value) if isinstance(value, (int, float)) else default
 
     # GGUF lists dimensions innermost first: a matrix [in, out] there is [out, in] here
-    tensors = tuple((t.name, tuple(int(d) for d in reversed(list(t.shape)))) for t in reader.tensors)
+    tensors = tuple((name, tuple(reversed(dims))) for name, dims in tensors)
     heads = number("attention.head_count", 1)
     hidden = number("embedding_length")
     return ModelShape(
@@ -173,6 +170,64 @@ def _gguf_shape(path: Path) -> ModelShape:
         context_length=number("context_length", 2048),
         tied_embeddings=not any(name == _GGUF_HEAD for name, _shape in tensors),
     )
+
+
+_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_GGUF_STRING, _GGUF_ARRAY = 8, 9
+
+
+def read_gguf_header(path: Path) -> tuple[dict, list[tuple[str, tuple[int, ...]]]]:
+    """The scalar and string metadata (arrays are skipped) and each tensor's name and dimensions, read straight
+    from the header. gguf's own reader builds every vocabulary string as an array first: seconds for a 50k
+    vocabulary, too slow for an estimate shown as the selection changes."""
+    import struct
+
+    from engine.weights.gguf_cache import GGUF_MAGIC
+
+    def read(handle, fmt: str):
+        size = struct.calcsize(fmt)
+        data = handle.read(size)
+        if len(data) < size:
+            raise ModelLoadError(f"{path.name} is truncated: its GGUF header ends early.")
+        return struct.unpack(fmt, data)[0]
+
+    def string(handle) -> str:
+        return handle.read(read(handle, "<Q")).decode("utf-8", errors="replace")
+
+    def value(handle, kind: int):
+        if kind in _GGUF_SCALARS:
+            return read(handle, _GGUF_SCALARS[kind])
+        if kind == _GGUF_STRING:
+            return string(handle)
+        if kind == _GGUF_ARRAY:
+            item_kind, count = read(handle, "<I"), read(handle, "<Q")
+            if item_kind in _GGUF_SCALARS:
+                handle.seek(struct.calcsize(_GGUF_SCALARS[item_kind]) * count, 1)
+            else:
+                for _ in range(count):
+                    value(handle, item_kind)
+            return None
+        raise ModelLoadError(f"{path.name} is a damaged GGUF file: unknown metadata type {kind}.")
+
+    try:
+        with path.open("rb") as handle:
+            if handle.read(4) != GGUF_MAGIC:
+                raise ModelLoadError(f"{path.name} is not a GGUF file (it does not start with 'GGUF').")
+            read(handle, "<I")  # version
+            tensor_count, field_count = read(handle, "<Q"), read(handle, "<Q")
+            metadata = {}
+            for _ in range(field_count):
+                key = string(handle)
+                metadata[key] = value(handle, read(handle, "<I"))
+            tensors = []
+            for _ in range(tensor_count):
+                name = string(handle)
+                dims = tuple(read(handle, "<Q") for _ in range(read(handle, "<I")))
+                read(handle, "<I"), read(handle, "<Q")  # type, offset
+                tensors.append((name, dims))
+    except OSError as error:
+        raise ModelLoadError(f"Cannot read {path}: {error.strerror}.") from error
+    return metadata, tensors
 
 
 # --- counting bytes ----------------------------------------------------------------------------------------
