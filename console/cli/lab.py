@@ -15,6 +15,7 @@ from console.lab.load_memory import describe_estimate
 from console.lab.machine import machine_line
 from console.lab.plan import SweepPlan
 from console.lab.sweep_runner import SweepCancelled, SweepProgress
+from console.units import format_size
 from engine import EngineError
 from engine.weights.devices import DEVICES, PRECISIONS
 
@@ -59,6 +60,9 @@ def add_parser(commands) -> None:
     apply = sub.add_parser("apply", help="save the best configuration within the SLA as the model version's defaults")
     apply.add_argument("sweep", type=int)
     _add_sla_arguments(apply)
+
+    loads = sub.add_parser("loads", help="recent loads: the memory estimate beside what each measured")
+    loads.add_argument("--limit", type=int, default=20)
 
     estimate = sub.add_parser("estimate", help="the memory a load needs, itemised, against what is free")
     estimate.add_argument("--model", help="registered NAME[:VERSION], GGUF file or HF folder (default: the default model)")
@@ -175,6 +179,21 @@ def run(args: argparse.Namespace, core) -> int:
             r = outcome.recommendation
             print(f"Saved for {r.model_key} on {r.device}: precision {r.precision}, max batch size {r.max_batch_size}, "
                   f"max wait {r.max_wait_ms:g} ms. Loads at precision auto use it from now on.")
+            return 0
+        if command == "loads":
+            core.guard.require("metrics:view", "see load memory")
+            rows = core.load_memory.records(args.limit)
+            if not rows:
+                print("No load is recorded yet.")
+                return 0
+            print(f"{'at':<26} {'model':<30} {'precision':<9} {'device':<6} {'weights est.':>12} {'measured':>10} "
+                  f"{'diff':>7} {'load RSS/CUDA':>13}")
+            for row in rows:
+                estimated, measured = row["estimated_weight_bytes"], row["measured_weight_bytes"]
+                difference = f"{(estimated / measured - 1) * 100:+.1f}%" if measured else "–"
+                print(f"{row['at']:<26} {row['model'][:30]:<30} {row['precision']:<9} {row['device']:<6} "
+                      f"{format_size(estimated):>12} {format_size(measured):>10} {difference:>7} "
+                      f"{format_size(row['measured_load_bytes']):>13}")
             return 0
         if command == "estimate":
             load_target = chat_load_target(core, args.model, args.precision, args.device, quiet=True)

@@ -107,3 +107,9 @@ def test_estimate_prints_the_items_against_free_memory(tiny_model_dir, capsys):
 def test_an_unknown_sweep_is_an_error_that_says_where_to_look(capsys):
     assert main(["lab", "show", "999999"]) == 1
     assert "llm-console lab list" in capsys.readouterr().err
+
+
+def test_loads_lists_each_load_with_its_estimate_beside_the_measurement(cli_sweep, capsys):
+    assert main(["lab", "loads"]) == 0
+    out = capsys.readouterr().out
+    assert "weights est." in out and "int8" in out and "fp32" in out
