@@ -30,19 +30,18 @@ SCRIPT_USER, SCRIPT_PASSWORD = "lab-shot", "a window on the tuning lab"
 SHORT_PLAN = SweepPlan(precisions=("fp32", "int8"), batch_sizes=(4, 8), concurrency=(1, 4, 8), new_tokens=16)
 
 
-def signed_in_core(data_dir: Path) -> ConsoleCore:
+def signed_in(data_dir: Path):
+    """The core and the principal the window acts for."""
     from console.access.control import UserError
 
     core = ConsoleCore(data_dir=data_dir)
     user, password = os.environ.get("LLM_CONSOLE_USER"), os.environ.get("LLM_CONSOLE_PASSWORD")
     if data_dir != DATA_DIR and user and password:
-        core.sign_in(user, password)
-        return core
+        return core, core.sign_in(user, password)
     try:
-        core.create_first_admin(SCRIPT_USER, SCRIPT_PASSWORD)
+        return core, core.create_first_admin(SCRIPT_USER, SCRIPT_PASSWORD)
     except UserError:  # a previous run created it
-        core.sign_in(SCRIPT_USER, SCRIPT_PASSWORD)
-    return core
+        return core, core.sign_in(SCRIPT_USER, SCRIPT_PASSWORD)
 
 
 def main() -> int:
@@ -55,18 +54,18 @@ def main() -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     app = QApplication(sys.argv[:1])
     apply_style(app)
-    core = signed_in_core(args.data_dir)
-    if not core.lab.sweeps():
+    core, principal = signed_in(args.data_dir)
+    if not core.lab.sweeps(principal):
         print("no stored sweep: running a short one of the embedded model", file=sys.stderr)
         core.ensure_default_registered()
-        sweep = core.lab.start(core.lab.target(core.default_load_target("auto", "cpu")), SHORT_PLAN, "cpu")
-        core.lab.run(sweep.id, lambda step: print(f"[{step.done}/{step.total}] {step.message}", file=sys.stderr))
-    window = build_main_window(core)
+        sweep = core.lab.start(principal, core.lab.target(core.default_load_target("auto", "cpu")), SHORT_PLAN, "cpu")
+        core.lab.run(principal, sweep.id, lambda step: print(f"[{step.done}/{step.total}] {step.message}", file=sys.stderr))
+    window = build_main_window(core, principal)
     window.resize(1400, 900)
     window.show()
     panel = window.lab_panel
     window.tabs.setCurrentWidget(panel)
-    panel.refresh(select=core.lab.sweeps()[0].id)
+    panel.refresh(select=core.lab.sweeps(principal)[0].id)
     panel.perplexity_limit.setValue(args.perplexity_increase)
 
     def capture() -> None:

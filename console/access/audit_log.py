@@ -51,15 +51,21 @@ class AuditLog:
     def __init__(self, database: AppDatabase):
         self.database = database
 
-    def append(self, actor: str, action: str, target: str = "", outcome: str = "ok", **details) -> AuditEntry:
+    def append(self, actor: str, action: str, target: str = "", outcome: str = "ok", db=None, **details) -> AuditEntry:
+        """Append one entry; with `db` (an open `database.write()` transaction) it commits with the action."""
+        if db is not None:
+            return self._append(db, actor, action, target, outcome, details)
         with self.database.write() as db:
-            last = list(db.query("select seq, hash from audit_log order by seq desc limit 1"))
-            seq, prev_hash = (last[0]["seq"] + 1, last[0]["hash"]) if last else (1, GENESIS)
-            content = {"seq": seq, "at": now_iso(), "actor": actor, "action": action, "target": target,
-                       "outcome": outcome, "details": json.dumps(details, sort_keys=True, default=str)}
-            digest = entry_hash(prev_hash, content)
-            row_id = db["audit_log"].insert({**content, "prev_hash": prev_hash, "hash": digest}).last_pk
-            db["settings"].upsert({"key": HEAD_KEY, "value": json.dumps({"seq": seq, "hash": digest})}, pk="key")
+            return self._append(db, actor, action, target, outcome, details)
+
+    def _append(self, db, actor: str, action: str, target: str, outcome: str, details: dict) -> AuditEntry:
+        last = list(db.query("select seq, hash from audit_log order by seq desc limit 1"))
+        seq, prev_hash = (last[0]["seq"] + 1, last[0]["hash"]) if last else (1, GENESIS)
+        content = {"seq": seq, "at": now_iso(), "actor": actor, "action": action, "target": target,
+                   "outcome": outcome, "details": json.dumps(details, sort_keys=True, default=str)}
+        digest = entry_hash(prev_hash, content)
+        row_id = db["audit_log"].insert({**content, "prev_hash": prev_hash, "hash": digest}).last_pk
+        db["settings"].upsert({"key": HEAD_KEY, "value": json.dumps({"seq": seq, "hash": digest})}, pk="key")
         return AuditEntry(id=row_id, prev_hash=prev_hash, hash=digest, **content)
 
     def entries(self, actor: str | None = None, action: str | None = None, outcome: str | None = None,

@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from console.access.principal import Principal
 from console.errors import ConsoleError
 from console.lab.analysis import Sla
 from console.lab.export import compare_table, sweep_csv, sweep_json, sweep_table
@@ -122,18 +123,18 @@ def _printer():
     return report
 
 
-def _run(core, sweep_id: int) -> int:
+def _run(core, principal, sweep_id: int) -> int:
     try:
-        core.lab.run(sweep_id, _printer())
+        core.lab.run(principal, sweep_id, _printer())
     except (SweepCancelled, KeyboardInterrupt):
         print(f"[lab] stopped; finished points are kept: llm-console lab resume {sweep_id}", file=sys.stderr)
         return 130
-    sweep, points, precisions = core.lab.sweep(sweep_id)
-    print(sweep_table(sweep, points, precisions, core.lab.answers(sweep_id)))
+    sweep, points, precisions = core.lab.sweep(principal, sweep_id)
+    print(sweep_table(sweep, points, precisions, core.lab.answers(principal, sweep_id)))
     return 0
 
 
-def run(args: argparse.Namespace, core) -> int:
+def run(args: argparse.Namespace, core, principal: Principal) -> int:
     from console.cli.models import chat_load_target
 
     command = args.lab_command
@@ -141,15 +142,15 @@ def run(args: argparse.Namespace, core) -> int:
         if command == "sweep":
             target = core.lab.target(chat_load_target(core, args.model, "auto", args.device, quiet=True))
             plan = _plan(args, core, target)
-            sweep = core.lab.start(target, plan, args.device)
+            sweep = core.lab.start(principal, target, plan, args.device)
             print(f"[lab] sweep {sweep.id}: {target.model_name} on {sweep.device}, {len(plan.points())} points × "
                   f"{plan.repetitions} repetitions", file=sys.stderr)
-            return _run(core, sweep.id)
+            return _run(core, principal, sweep.id)
         if command == "resume":
-            return _run(core, args.sweep)
+            return _run(core, principal, args.sweep)
         if command == "list":
             key = core.lab.target(chat_load_target(core, args.model, "auto", "auto", quiet=True)).model_key if args.model else None
-            sweeps = core.lab.sweeps(key)
+            sweeps = core.lab.sweeps(principal, key)
             if not sweeps:
                 print("No sweep is stored. Run one with: llm-console lab sweep")
                 return 0
@@ -158,14 +159,14 @@ def run(args: argparse.Namespace, core) -> int:
                       f"{machine_line(s.machine)}")
             return 0
         if command == "show":
-            sweep, points, precisions = core.lab.sweep(args.sweep)
-            print(sweep_table(sweep, points, precisions, core.lab.answers(args.sweep, sla_of(args))))
+            sweep, points, precisions = core.lab.sweep(principal, args.sweep)
+            print(sweep_table(sweep, points, precisions, core.lab.answers(principal, args.sweep, sla_of(args))))
             return 0
         if command == "compare":
-            print(compare_table(core.lab.sweep(args.a), core.lab.sweep(args.b)))
+            print(compare_table(core.lab.sweep(principal, args.a), core.lab.sweep(principal, args.b)))
             return 0
         if command == "export":
-            sweep, points, precisions = core.lab.sweep(args.sweep)
+            sweep, points, precisions = core.lab.sweep(principal, args.sweep)
             writer = sweep_csv if args.format == "csv" else sweep_json
             text = writer(sweep, points, precisions, sla_of(args))
             if args.output:
@@ -175,14 +176,13 @@ def run(args: argparse.Namespace, core) -> int:
                 sys.stdout.write(text)
             return 0
         if command == "apply":
-            outcome = core.lab.apply(args.sweep, sla_of(args), save_default=True, live=False)
+            outcome = core.lab.apply(principal, args.sweep, sla_of(args), save_default=True, live=False)
             r = outcome.recommendation
             print(f"Saved for {r.model_key} on {r.device}: precision {r.precision}, max batch size {r.max_batch_size}, "
                   f"max wait {r.max_wait_ms:g} ms. Loads at precision auto use it from now on.")
             return 0
         if command == "loads":
-            core.guard.require("metrics:view", "see load memory")
-            rows = core.load_memory.records(args.limit)
+            rows = core.load_memory_records(principal, args.limit)
             if not rows:
                 print("No load is recorded yet.")
                 return 0

@@ -1,5 +1,6 @@
 """Signing in on the command line: the user from --user or LLM_CONSOLE_USER, the password from
-LLM_CONSOLE_PASSWORD (for scripts) or a prompt. Every CLI command acts as that user, through ConsoleCore."""
+LLM_CONSOLE_PASSWORD (for scripts) or a prompt. Signing in gives the command its principal (channel "cli");
+every command acts as that user, through the core's services."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import sys
 
 from console.access.control import AccessError
+from console.access.principal import Principal
 
 USER_VARIABLE = "LLM_CONSOLE_USER"
 PASSWORD_VARIABLE = "LLM_CONSOLE_PASSWORD"
@@ -26,8 +28,8 @@ def read_new_password(prompt_name: str) -> str:
     return first
 
 
-def sign_in(core, user: str | None) -> None:
-    """Sign `core` in, or raise an AccessError that says what to do."""
+def sign_in(core, user: str | None) -> Principal:
+    """Sign in and return the command's principal, or raise an AccessError that says what to do."""
     if core.access.needs_first_admin():
         raise AccessError(
             "No administrator exists yet. Create one with `llm-console users create-admin NAME` "
@@ -43,4 +45,4 @@ def sign_in(core, user: str | None) -> None:
         if not sys.stdin.isatty():
             raise AccessError(f"No terminal to type the password of {name}: set {PASSWORD_VARIABLE}.")
         password = getpass.getpass(f"Password for {name}: ")
-    core.sign_in(name, password)
+    return core.sign_in(name, password, channel="cli")

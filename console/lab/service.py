@@ -12,15 +12,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from console.access.guard import Guard, requires
+from console.access.permissions import Permission
+from console.access.principal import Principal
 from console.errors import LabError
 from console.lab.analysis import Answers, Sla, answer
 from console.lab.machine import describe_machine
 from console.lab.plan import SweepPlan, default_plan
 from console.lab.sweep_runner import SweepHooks, SweepProgress, run_sweep
 from console.lab.sweep_store import PointRecord, PrecisionRecord, Recommendation, SweepRecord, SweepStore
+from console.registry.registry import Registry
 from console.registry.verified_loading import VersionLoadSpec
+from console.storage.database import AppDatabase
 from console.storage.timestamps import now_iso
-from engine import ModelSpec
+from engine import InferenceEngine, ModelSpec
 from engine.weights.devices import describe_device, resolve_device
 
 
@@ -55,14 +60,19 @@ class ApplyOutcome:
 
 
 class LabService:
-    def __init__(self, core):
-        self.core = core
-        self.store = SweepStore(core.database)
+    def __init__(self, database: AppDatabase, guard: Guard, registry: Registry, engine: InferenceEngine, loads):
+        """`loads` is the core: its audited, verified, memory-checked `load`, its `configure_engine`, its
+        `estimate_path` and `model_info` (the lab drives the engine through the same doors as everyone)."""
+        self.guard = guard
+        self.store = SweepStore(database)
+        self._registry = registry
+        self._engine = engine
+        self._loads = loads
 
     # --- planning and running ---------------------------------------------------------------------------
     def target(self, load_target: ModelSpec | VersionLoadSpec) -> LabTarget:
         if isinstance(load_target, VersionLoadSpec):
-            version = self.core._registry.resolve(load_target.ref)
+            version = self._registry.resolve(load_target.ref)
             return LabTarget(version.id, version.ref, version.source_path, model_key_of_version(version.id))
         path = str(Path(load_target.path).expanduser())
         return LabTarget(None, load_target.name or Path(path).name, path, model_key_of_path(path))
@@ -72,82 +82,83 @@ class LabService:
         plan = default_plan(device, new_tokens=new_tokens, repetitions=repetitions)
         widest = plan.precisions[0]
         fitting = [b for b in plan.batch_sizes
-                   if self.core._estimate(target.model_path, widest, device, b, plan.context_tokens).fits]
+                   if self._loads.estimate_path(target.model_path, widest, device, b, plan.context_tokens).fits]
         return default_plan(device, max_batch_by_memory=max(fitting, default=1), new_tokens=new_tokens,
                             repetitions=repetitions)
 
-    def start(self, target: LabTarget, plan: SweepPlan, device: str = "auto") -> SweepRecord:
+    @requires(Permission.BENCH_RUN, "run a tuning sweep")
+    def start(self, principal: Principal, target: LabTarget, plan: SweepPlan, device: str = "auto") -> SweepRecord:
         """Record a new sweep (nothing measured yet); `run` measures it."""
-        self.core.guard.require("bench:run", "run a tuning sweep")
         plan.validate()
         device_name = describe_device(resolve_device(device))
         sweep = self.store.create(target.version_id, target.model_name, target.model_path, target.model_key,
-                                  device_name, describe_machine(), plan, self.core.guard.user)
-        self.core.guard.record("lab.sweep", target.model_name, sweep=sweep.id, device=device_name,
-                               points=len(plan.points()), plan=asdict(plan))
+                                  device_name, describe_machine(), plan, principal.user)
+        self.guard.record(principal, "lab.sweep", target.model_name, sweep=sweep.id, device=device_name,
+                          points=len(plan.points()), plan=asdict(plan))
         return sweep
 
-    def run(self, sweep_id: int, progress: Callable[[SweepProgress], None] = lambda _p: None,
+    @requires(Permission.BENCH_RUN, "run a tuning sweep")
+    def run(self, principal: Principal, sweep_id: int, progress: Callable[[SweepProgress], None] = lambda _p: None,
             cancel: threading.Event | None = None) -> SweepRecord:
         """Measure every point of the sweep not yet stored (so this also resumes one). Blocking: minutes."""
-        self.core.guard.require("bench:run", "run a tuning sweep")
         sweep = self.store.sweep(sweep_id)
         if sweep.state == "done":
             raise LabError(f"Sweep {sweep_id} is complete: there is nothing to resume.")
         target = LabTarget(sweep.version_id, sweep.model_name, sweep.model_path, sweep.model_key)
         device = "cuda" if sweep.device.startswith("cuda") else "cpu"
-        core = self.core
+        loads = self._loads
         hooks = SweepHooks(
-            load=lambda precision: core.load(target.load_spec(precision, device)),
-            perplexity=lambda: core.engine.perplexity(_perplexity_text()),
-            estimate=lambda precision, sequences, tokens: core._estimate(sweep.model_path, precision, device,
-                                                                         sequences, tokens),
+            load=lambda precision: loads.load(principal, target.load_spec(precision, device)),
+            perplexity=lambda: self._engine.perplexity(_perplexity_text()),
+            estimate=lambda precision, sequences, tokens: loads.estimate_path(sweep.model_path, precision, device,
+                                                                              sequences, tokens),
         )
-        previous_compile = core.compile_override
-        core.compile_override = sweep.plan.compile
+        previous_compile = loads.compile_override
+        loads.compile_override = sweep.plan.compile
         try:
-            finished = run_sweep(sweep, self.store, core.engine, hooks, progress, cancel)
+            finished = run_sweep(sweep, self.store, self._engine, hooks, progress, cancel)
         finally:
-            core.compile_override = previous_compile
+            loads.compile_override = previous_compile
             done = self.store.sweep(sweep_id)
-            core.guard.record("lab.sweep.end", sweep.model_name, done.state if done.state != "done" else "ok",
+            self.guard.record(principal, "lab.sweep.end", sweep.model_name, "ok" if done.state == "done" else done.state,
                               sweep=sweep_id, state=done.state, points=len(self.store.points(sweep_id)))
         return finished
 
     # --- reading -----------------------------------------------------------------------------------------
-    def sweeps(self, model_key: str | None = None) -> list[SweepRecord]:
-        self.core.guard.require("metrics:view", "see tuning sweeps")
+    @requires(Permission.METRICS_VIEW, "see tuning sweeps")
+    def sweeps(self, principal: Principal, model_key: str | None = None) -> list[SweepRecord]:
         return self.store.sweeps(model_key)
 
-    def sweep(self, sweep_id: int) -> tuple[SweepRecord, list[PointRecord], dict[str, PrecisionRecord]]:
-        self.core.guard.require("metrics:view", "see tuning sweeps")
+    @requires(Permission.METRICS_VIEW, "see tuning sweeps")
+    def sweep(self, principal: Principal, sweep_id: int) -> tuple[SweepRecord, list[PointRecord], dict[str, PrecisionRecord]]:
         return self.store.sweep(sweep_id), self.store.points(sweep_id), self.store.precisions(sweep_id)
 
-    def answers(self, sweep_id: int, sla: Sla = Sla()) -> Answers:
-        _sweep, points, precisions = self.sweep(sweep_id)
-        return answer(points, precisions, sla)
+    @requires(Permission.METRICS_VIEW, "see tuning sweeps")
+    def answers(self, principal: Principal, sweep_id: int, sla: Sla = Sla()) -> Answers:
+        return answer(self.store.points(sweep_id), self.store.precisions(sweep_id), sla)
 
     # --- applying ----------------------------------------------------------------------------------------
-    def apply(self, sweep_id: int, sla: Sla = Sla(), save_default: bool = False, live: bool = True) -> ApplyOutcome:
+    @requires(Permission.ENGINE_CONFIGURE, "apply a tuning recommendation")
+    def apply(self, principal: Principal, sweep_id: int, sla: Sla = Sla(), save_default: bool = False,
+              live: bool = True) -> ApplyOutcome:
         """Set the engine's batching knobs to the sweep's best configuration within the SLA (audited), and
         optionally save it as the model version's defaults on this device: `auto` precision then uses it."""
-        self.core.guard.require("engine:configure", "apply a tuning recommendation")
         sweep = self.store.sweep(sweep_id)
-        answers = self.answers(sweep_id, sla)
+        answers = answer(self.store.points(sweep_id), self.store.precisions(sweep_id), sla)
         best = answers.recommendation
         if best is None:
             raise LabError(f"Nothing was applied: {answers.summary()}")
         point = best.record.point
         recommendation = Recommendation(sweep.model_key, sweep.device, point.precision, point.batch_size,
-                                        point.max_wait_ms, sweep.id, self.core.guard.user, now_iso())
+                                        point.max_wait_ms, sweep.id, principal.user, now_iso())
         if live:
-            self.core.configure_engine(max_batch_size=point.batch_size, max_wait_ms=point.max_wait_ms)
+            self._loads.configure_engine(principal, max_batch_size=point.batch_size, max_wait_ms=point.max_wait_ms)
         if save_default:
             self.store.save_recommendation(recommendation)
-        self.core.guard.record("lab.apply", sweep.model_name, sweep=sweep.id, precision=point.precision,
-                               max_batch_size=point.batch_size, max_wait_ms=point.max_wait_ms, sla=asdict(sla),
-                               live=live, saved_as_default=save_default, device=sweep.device)
-        info = self.core.model_info
+        self.guard.record(principal, "lab.apply", sweep.model_name, sweep=sweep.id, precision=point.precision,
+                          max_batch_size=point.batch_size, max_wait_ms=point.max_wait_ms, sla=asdict(sla),
+                          live=live, saved_as_default=save_default, device=sweep.device)
+        info = self._loads.model_info
         sweep_model_loaded = info is not None and Path(info.path).expanduser().resolve() == Path(sweep.model_path).resolve()
         other_precision = sweep_model_loaded and info.precision != point.precision
         target = LabTarget(sweep.version_id, sweep.model_name, sweep.model_path, sweep.model_key)

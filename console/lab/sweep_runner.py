@@ -122,6 +122,7 @@ def _run(sweep, store: SweepStore, engine, hooks: SweepHooks, progress, cancel: 
                 progress(SweepProgress(clock.done, clock.total, clock.eta(),
                                        f"{point.label}: repetition {repetition + 1} of {plan.repetitions}"))
                 _check(cancel)  # after the report: a cancel asked for from it stops before this repetition
+                clock.start()
                 engine.configure(max_batch_size=point.batch_size, max_wait_ms=point.max_wait_ms, response_cache=False,
                                  queue_limit=max(64, 2 * point.concurrency))
                 figures = figures_of(drive_level(engine, point.concurrency, plan.new_tokens, info.device))
@@ -158,17 +159,25 @@ def _check(cancel: threading.Event) -> None:
 
 
 class _Eta:
-    """Time left from the mean time per repetition so far (this run only)."""
+    """Time left from the mean time of the repetitions measured in this run (loads and perplexity excluded:
+    a first load that converts a GGUF file would otherwise inflate it tenfold)."""
 
     def __init__(self, total: int, done: int):
-        self.total, self.done, self._first_done = total, done, done
+        self.total, self.done = total, done
+        self._measured, self._spent = 0, 0.0
+        self._started: float | None = None
+
+    def start(self) -> None:
         self._started = time.perf_counter()
 
     def tick(self) -> None:
         self.done += 1
+        if self._started is not None:
+            self._spent += time.perf_counter() - self._started
+            self._measured += 1
+            self._started = None
 
     def eta(self) -> float | None:
-        measured = self.done - self._first_done
-        if measured <= 0:
+        if not self._measured:
             return None
-        return (time.perf_counter() - self._started) / measured * max(0, self.total - self.done)
+        return self._spent / self._measured * max(0, self.total - self.done)

@@ -20,7 +20,7 @@ def lab_window(admin_window, qtbot, tiny_model_dir):
 @pytest.fixture
 def swept_window(lab_window, tiny_model_dir):
     core = lab_window.adapter.core
-    sweep_id = run_tiny_sweep(core, tiny_model_dir, SweepPlan(("fp32", "int8"), (1, 2), (1, 2), repetitions=3, new_tokens=3))
+    sweep_id = run_tiny_sweep(core, lab_window.session.principal, tiny_model_dir, SweepPlan(("fp32", "int8"), (1, 2), (1, 2), repetitions=3, new_tokens=3))
     lab_window.lab_panel.refresh(select=sweep_id)
     return lab_window
 
@@ -53,8 +53,7 @@ def test_apply_sets_the_knobs_the_engine_panel_and_the_model_bar(swept_window):
     panel = swept_window.lab_panel
     panel.apply_button.click()
     recommendation = panel.answers.recommendation.record.point
-    engine = swept_window.adapter.core.engine
-    assert engine.settings.max_batch_size == recommendation.batch_size
+    assert swept_window.adapter.core.engine_settings.max_batch_size == recommendation.batch_size
     assert swept_window.engine_panel.max_batch_size.value() == recommendation.batch_size
     assert swept_window.model_bar.precision_combo.currentText() == recommendation.precision
     assert "Applied" in panel.notice.text()

@@ -18,9 +18,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.access.permissions import Permission
 from console.errors import ConsoleError
 from console.storage.timestamps import local_time
 from ui.widgets.record_table import fill, record_table
+from ui.access.desktop_session import DesktopSession
+from console.access.audit_log import AuditLog
 
 REFUSED_COLOUR = QColor("#b3261e")
 SHOWN_LIMIT = 2000  # rows in the table; the CSV export has no limit
@@ -29,9 +32,9 @@ SHOWN_LIMIT = 2000  # rows in the table; the CSV export has no limit
 class AuditView(QWidget):
     COLUMNS = ["#", "Time", "User", "Action", "Target", "Outcome", "Details"]
 
-    def __init__(self, core, parent: QWidget | None = None):
+    def __init__(self, session: DesktopSession, parent: QWidget | None = None):
         super().__init__(parent)
-        self.core = core
+        self.session, self.core = session, session.core
         self.denied = QLabel("You do not have permission to see the audit log. Ask an administrator.")
         self.denied.setObjectName("emptyHint")
         self.denied.setWordWrap(True)
@@ -96,7 +99,7 @@ class AuditView(QWidget):
 
     def refresh_for_session(self) -> None:
         """Show the log, or the permission message, for the signed-in user (call after sign-in or switch)."""
-        allowed = self.core.can("audit:view")
+        allowed = self.session.can(Permission.AUDIT_VIEW)
         self.denied.setVisible(not allowed)
         self.content.setVisible(allowed)
         self.verdict.setVisible(False)
@@ -113,7 +116,7 @@ class AuditView(QWidget):
 
     def refresh(self) -> None:
         try:
-            entries = self.core.audit_entries(**self.filters(), limit=SHOWN_LIMIT)
+            entries = self.core.audit_entries(self.session.principal, **self.filters(), limit=SHOWN_LIMIT)
         except ConsoleError as error:
             self._show_verdict(str(error), "error")
             return
@@ -129,7 +132,7 @@ class AuditView(QWidget):
 
     def verify(self) -> bool:
         try:
-            result = self.core.verify_audit()
+            result = self.core.verify_audit(self.session.principal)
         except ConsoleError as error:
             self._show_verdict(str(error), "error")
             return False
@@ -150,8 +153,8 @@ class AuditView(QWidget):
     def export_csv(self, path: str | Path) -> Path:
         """Write the entries that match the filters (all of them, oldest first) to `path` as CSV."""
         path = Path(path)
-        entries = self.core.audit_entries(**self.filters(), limit=1_000_000)
-        path.write_text(self.core.audit.to_csv(entries), encoding="utf-8")
+        entries = self.core.audit_entries(self.session.principal, **self.filters(), limit=1_000_000)
+        path.write_text(AuditLog.to_csv(entries), encoding="utf-8")
         return path
 
     def _export_clicked(self) -> None:

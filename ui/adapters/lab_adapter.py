@@ -22,9 +22,11 @@ class LabAdapter(ThreadRelay):
     sweep_cancelled = Signal(int, str)
     sweep_failed = Signal(int, str)
 
-    def __init__(self, core, parent: QObject | None = None):
+    def __init__(self, core, session, parent: QObject | None = None):
+        """`session` is the window's DesktopSession: a sweep acts for the principal that started it."""
         super().__init__(parent)
         self.core = core
+        self.session = session
         self._worker: threading.Thread | None = None
         self._cancel = threading.Event()
 
@@ -35,7 +37,7 @@ class LabAdapter(ThreadRelay):
     def start(self, load_target, plan, device: str) -> int:
         """Record a new sweep (raises ConsoleError or EngineError at once when refused) and run it."""
         target = self.core.lab.target(load_target)
-        sweep = self.core.lab.start(target, plan, device)
+        sweep = self.core.lab.start(self.session.principal, target, plan, device)
         self.resume(sweep.id)
         return sweep.id
 
@@ -44,8 +46,8 @@ class LabAdapter(ThreadRelay):
             raise ConsoleError("A sweep is already running. Wait for it or cancel it.")
         self._cancel = threading.Event()
         self.sweep_started.emit(sweep_id)
-        self._worker = threading.Thread(target=self._run, args=(sweep_id, self._cancel), name="llm-console-lab",
-                                        daemon=True)
+        self._worker = threading.Thread(target=self._run, args=(self.session.principal, sweep_id, self._cancel),
+                                        name="llm-console-lab", daemon=True)
         self._worker.start()
 
     def cancel(self) -> None:
@@ -56,9 +58,9 @@ class LabAdapter(ThreadRelay):
         if self._worker is not None:
             self._worker.join(timeout)
 
-    def _run(self, sweep_id: int, cancel: threading.Event) -> None:  # worker thread
+    def _run(self, principal, sweep_id: int, cancel: threading.Event) -> None:  # worker thread
         try:
-            self.core.lab.run(sweep_id, lambda step: self.emit_from_worker("sweep_progress", step), cancel)
+            self.core.lab.run(principal, sweep_id, lambda step: self.emit_from_worker("sweep_progress", step), cancel)
         except SweepCancelled as error:
             self.emit_from_worker("sweep_cancelled", sweep_id, str(error))
         except (ConsoleError, EngineError) as error:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.access.permissions import Permission
 from console.errors import ConsoleError
 from console.lab.analysis import Answers, Sla
 from console.lab.export import sweep_csv, sweep_json
@@ -46,6 +47,7 @@ class LabPanel(QWidget):
         super().__init__(parent)
         self.adapter = adapter
         self.core = adapter.core
+        self.session = adapter.session
         self._target_factory = target_factory
         self.answers: Answers | None = None
 
@@ -191,12 +193,12 @@ class LabPanel(QWidget):
     # --- reading ------------------------------------------------------------------------------------------
     def refresh(self, select: int | None = None) -> None:
         """Reload the stored sweeps into the picker (newest first) and show `select` or the current one."""
-        if not self.core.can("metrics:view"):
+        if not self.session.can(Permission.METRICS_VIEW):
             return
         current = select if select is not None else self.sweep_combo.currentData()
         self.sweep_combo.blockSignals(True)
         self.sweep_combo.clear()
-        for sweep in self.core.lab.sweeps():
+        for sweep in self.core.lab.sweeps(self.session.principal):
             self.sweep_combo.addItem(f"#{sweep.id} {sweep.model_name} · {sweep.device} · {sweep.state}", sweep.id)
         index = self.sweep_combo.findData(current)
         self.sweep_combo.setCurrentIndex(index if index >= 0 else 0)
@@ -217,14 +219,14 @@ class LabPanel(QWidget):
             self.answers_label.setText("No sweep yet — run one above.")
             self._set_result_buttons(False)
             return
-        sweep, points, precisions = self.core.lab.sweep(sweep_id)
-        self.answers = self.core.lab.answers(sweep_id, self.sla())
+        sweep, points, precisions = self.core.lab.sweep(self.session.principal, sweep_id)
+        self.answers = self.core.lab.answers(self.session.principal, sweep_id, self.sla())
         self.charts.show_sweep(self.answers, precisions)
         self._fill_table(points)
         self.answers_label.setText(self.answers.summary())
         self._set_result_buttons(True)
-        self.apply_button.setEnabled(self.answers.recommendation is not None and self.core.can("engine:configure"))
-        self.resume_button.setEnabled(sweep.resumable and not self.adapter.busy and self.core.can("bench:run"))
+        self.apply_button.setEnabled(self.answers.recommendation is not None and self.session.can(Permission.ENGINE_CONFIGURE))
+        self.resume_button.setEnabled(sweep.resumable and not self.adapter.busy and self.session.can(Permission.BENCH_RUN))
 
     def _fill_table(self, points) -> None:
         judged = {j.record.point.key: j for j in self.answers.judged}
@@ -317,7 +319,8 @@ class LabPanel(QWidget):
     # --- applying and exporting ---------------------------------------------------------------------------
     def apply_recommendation(self) -> None:
         try:
-            outcome = self.core.lab.apply(self.sweep_combo.currentData(), self.sla(), save_default=self.save_default.isChecked())
+            outcome = self.core.lab.apply(self.session.principal, self.sweep_combo.currentData(), self.sla(),
+                                          save_default=self.save_default.isChecked())
         except (ConsoleError, EngineError) as error:
             self._notify(str(error), "error")
             return
@@ -329,7 +332,7 @@ class LabPanel(QWidget):
         self.applied.emit(outcome)
 
     def export_text(self, kind: str) -> str:
-        sweep, points, precisions = self.core.lab.sweep(self.sweep_combo.currentData())
+        sweep, points, precisions = self.core.lab.sweep(self.session.principal, self.sweep_combo.currentData())
         return (sweep_csv if kind == "csv" else sweep_json)(sweep, points, precisions, self.sla())
 
     def _export(self, kind: str) -> None:

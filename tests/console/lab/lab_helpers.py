@@ -12,7 +12,7 @@ def tiny_target(core, tiny_model_dir):
     return core.lab.target(ModelSpec(str(tiny_model_dir), device="cpu", name="tiny-llama"))
 
 
-def run_tiny_sweep(core, tiny_model_dir, plan: SweepPlan = TINY_PLAN, **run_options):
-    sweep = core.lab.start(tiny_target(core, tiny_model_dir), plan, "cpu")
-    core.lab.run(sweep.id, **run_options)
+def run_tiny_sweep(core, principal, tiny_model_dir, plan: SweepPlan = TINY_PLAN, **run_options):
+    sweep = core.lab.start(principal, tiny_target(core, tiny_model_dir), plan, "cpu")
+    core.lab.run(principal, sweep.id, **run_options)
     return sweep.id

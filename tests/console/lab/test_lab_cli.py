@@ -40,8 +40,7 @@ def cli_sweep(tiny_model_dir, cli_data) -> int:
                      "--batch-sizes", "1,2", "--concurrency", "1,2", "--new-tokens", "3"]) == 0
     core = ConsoleCore(data_dir=cli_data)
     try:
-        core.sign_in(TEST_ADMIN, TEST_PASSWORD)
-        return core.lab.sweeps()[0].id
+        return core.lab.sweeps(core.sign_in(TEST_ADMIN, TEST_PASSWORD))[0].id
     finally:
         core.shutdown()
 
