@@ -107,7 +107,10 @@ def _hf_shape(folder: Path) -> ModelShape:
     config_path = folder / "config.json"
     if not config_path.exists():
         raise ModelLoadError(f"{folder} is not a Hugging Face model folder: it has no config.json.")
-    config = json.loads(config_path.read_text())
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"{config_path} cannot be read: {error}") from error
     weights = sorted(folder.glob("*.safetensors"))
     if not weights:  # pickled .bin weights are not opened: the config says the shapes
         return shape_from_config(config)
