@@ -140,14 +140,16 @@ def _drop_points_that_do_not_fit(sweep, store: SweepStore, hooks: SweepHooks, po
     cap = sweep.plan.memory_limit_bytes
     for point in points:
         estimate = hooks.estimate(point.precision, point.batch_size, sweep.plan.context_tokens)
-        limit = min(x for x in (estimate.free_bytes, cap) if x is not None) if (estimate.free_bytes or cap) else None
+        limits = [x for x in (estimate.free_bytes, cap) if x is not None]
+        limit = min(limits) if limits else None
         if limit is not None and estimate.total_bytes > limit:
-            which = "the sweep's memory cap" if cap is not None and limit == cap else "free"
+            against = (f"the sweep's memory cap of {format_size(limit)}" if limit == cap
+                       else f"{format_size(limit)} free")
             store.skip_point(sweep, point, (
                 f"will not fit: needs about {format_size(estimate.total_bytes)} (weights "
                 f"{format_size(estimate.weight_bytes)}, KV cache {format_size(estimate.kv_cache_bytes)} for "
                 f"{point.batch_size} × {estimate.context_tokens} tokens, overhead {format_size(estimate.overhead_bytes)}, "
-                f"margin {format_size(estimate.margin_bytes)}) of {format_size(limit)} {which}"))
+                f"margin {format_size(estimate.margin_bytes)}) against {against}"))
             continue
         kept.append(point)
     return kept

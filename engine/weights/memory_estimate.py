@@ -10,7 +10,7 @@ table). Nothing here reads a weight.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -75,10 +75,6 @@ class MemoryEstimate:
     def items(self) -> dict[str, int]:
         return {"weights": self.weight_bytes, "kv_cache": self.kv_cache_bytes, "overhead": self.overhead_bytes,
                 "margin": self.margin_bytes}
-
-    def for_sequences(self, sequences: int, context_tokens: int, kv_bytes_per_token: int) -> "MemoryEstimate":
-        return replace(self, sequences=sequences, context_tokens=context_tokens,
-                       kv_cache_bytes=kv_bytes_per_token * sequences * context_tokens)
 
 
 def _elements(shape: tuple[int, ...]) -> int:
@@ -303,9 +299,3 @@ def estimate_load(
         overhead_bytes=DEFAULT_OVERHEAD_BYTES[kind] if overhead_bytes is None else overhead_bytes,
         free_bytes=free_memory_bytes(str(torch_device)) if free_bytes is None else free_bytes,
     )
-
-
-def kv_bytes_per_token_at(shape: ModelShape, precision: str, device: str = "auto") -> int:
-    """`kv_bytes_per_token` for a precision name on a device (the compute dtype it resolves to)."""
-    _resolved, dtype = resolve_precision(precision, resolve_device(device))
-    return kv_bytes_per_token(shape, dtype)

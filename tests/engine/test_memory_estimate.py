@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from engine import ModelSpec
 from engine.weights.memory_estimate import (
     PLANNING_CONTEXT_TOKENS,
     estimate_load,
-    kv_bytes_per_token_at,
+    kv_bytes_per_token,
     read_model_shape,
     shape_from_config,
 )
@@ -37,7 +38,8 @@ def test_kv_cache_is_two_times_layers_heads_dim_bytes_context_sequences(tiny_mod
     shape = read_model_shape(tiny_model_dir)  # 2 layers, 2 KV heads, head dim 8
     estimate = estimate_load(shape, "fp32", "cpu", sequences=3, context_tokens=100, free_bytes=2**40)
     assert estimate.kv_cache_bytes == 2 * 2 * 2 * 8 * 4 * 100 * 3
-    assert kv_bytes_per_token_at(shape, "int8", "cpu") == 2 * 2 * 2 * 8 * 2  # int8 computes in bf16
+    int8 = estimate_load(shape, "int8", "cpu", sequences=1, context_tokens=1, free_bytes=2**40)
+    assert int8.kv_cache_bytes == 2 * 2 * 2 * 8 * 2 == kv_bytes_per_token(shape, torch.bfloat16)  # int8 computes in bf16
 
 
 def test_estimate_plans_the_kv_cache_for_the_planning_context_or_a_shorter_window(tiny_model_dir):
