@@ -73,7 +73,7 @@ def main() -> int:
         print(f"saved {output}")
         app.quit()
 
-    QTimer.singleShot(1500, capture)
+    QTimer.singleShot(5000, capture)  # the model bar's estimate reads the model's header in a worker
     code = app.exec()
     window.shutdown()
     return code

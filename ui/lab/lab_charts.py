@@ -34,7 +34,7 @@ def point_tip(j: Judged) -> str:
 class LabChart(QWidget):
     """A titled pyqtgraph plot with a legend."""
 
-    def __init__(self, title: str, x_label: str, y_label: str, parent: QWidget | None = None):
+    def __init__(self, title: str, x_label: str, y_label: str, parent: QWidget | None = None, legend: bool = True):
         super().__init__(parent)
         self.setObjectName("telemetryChart")
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
@@ -51,7 +51,9 @@ class LabChart(QWidget):
             axis.setTextPen("#5d6875")
             axis.setPen("#c4cad3")
             axis.setLabel(label, color="#5d6875")
-        self.legend = item.addLegend(offset=(8, 8), labelTextColor="#3c4450", labelTextSize="8pt")
+        self.legend = item.addLegend(offset=(-6, 4), labelTextColor="#3c4450", labelTextSize="8pt", colCount=5,
+                                     brush=pg.mkBrush(255, 255, 255, 200)) if legend else None
+        item.getViewBox().setDefaultPadding(0.08)  # room for the labels at the edges
         self.empty = QLabel("No measured point yet")
         self.empty.setObjectName("chartEmpty")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -65,7 +67,8 @@ class LabChart(QWidget):
 
     def clear(self) -> None:
         self.plot.getPlotItem().clear()
-        self.legend.clear()
+        if self.legend is not None:
+            self.legend.clear()
         self.points = []
 
     def scatter(self, xs, ys, tips: list[str], color: str, name: str | None = None, line: bool = False,
@@ -76,9 +79,7 @@ class LabChart(QWidget):
         scatter = pg.ScatterPlotItem(list(xs), list(ys), data=tips, size=size, symbol=symbol, brush=pg.mkBrush(color),
                                      pen=pg.mkPen("w"), hoverable=True, hoverSize=size + 4,
                                      tip=lambda x, y, data: data, name=name)
-        item.addItem(scatter)
-        if name:
-            self.legend.addItem(scatter, name)
+        item.addItem(scatter)  # a named item joins the legend by itself
         self.points.append(scatter)
         return scatter
 
@@ -92,7 +93,8 @@ class LabCharts(QWidget):
         super().__init__(parent)
         self.throughput = LabChart("Throughput by users", "concurrent users", "tok/s (best batch size)")
         self.latency = LabChart("p99 latency against throughput", "tok/s", "end-to-end p99 (s)")
-        self.pareto = LabChart("Pareto front", "total tok/s", "tok/s per user")
+        self.pareto = LabChart("Pareto front (★, labelled): tok/s per user against total tok/s", "total tok/s",
+                               "tok/s per user", legend=False)
         self.memory = LabChart("Memory per precision", "precision", "MB")
         self.perplexity = LabChart("Perplexity per precision", "precision", "perplexity")
         self.labels: list[pg.TextItem] = []  # the Pareto front's point labels

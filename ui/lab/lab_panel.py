@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -53,13 +54,13 @@ class LabPanel(QWidget):
 
         # --- planning ---
         self.precision_boxes: dict[str, QCheckBox] = {}
-        precision_row = QHBoxLayout()
+        precision_row = QGridLayout()
         supported = supported_precisions("auto")
-        for name in (p for p in PRECISIONS if p != "auto"):
+        for index, name in enumerate(p for p in PRECISIONS if p != "auto"):
             box = QCheckBox(name)
             box.setChecked(name in supported)
             self.precision_boxes[name] = box
-            precision_row.addWidget(box)
+            precision_row.addWidget(box, index // 3, index % 3)
         self.batch_sizes = QLineEdit("2,4,8,16")
         self.batch_sizes.setToolTip("Max batch sizes, comma-separated")
         self.concurrency = QLineEdit("1,2,4,8,16")
@@ -107,6 +108,8 @@ class LabPanel(QWidget):
         self.itl_limit = double_spin_box(0, 60_000, 5, 0, "p99 inter-token latency; 0 = no limit", " ms")
         self.memory_limit = double_spin_box(0, 10_000_000, 100, 0, "peak memory; 0 = no limit", " MB")
         self.perplexity_limit = double_spin_box(0, 1000, 0.5, 0, "perplexity increase over the widest precision; 0 = no limit", " %")
+        for box in (self.ttft_limit, self.itl_limit, self.memory_limit, self.perplexity_limit):
+            box.setSpecialValueText("no limit")
         self.answers_label = QLabel("No sweep yet — run one above.")
         self.answers_label.setWordWrap(True)
         self.answers_label.setObjectName("cardText")
@@ -114,7 +117,9 @@ class LabPanel(QWidget):
         self.apply_button = QPushButton("Apply recommendation")
         self.apply_button.setObjectName("primaryButton")
         self.apply_button.setToolTip("Set the recommended batching knobs now and the model bar's precision")
-        self.save_default = QCheckBox("Save as this model version's defaults (auto precision uses them)")
+        self.save_default = QCheckBox("Also save as this version's defaults")
+        self.save_default.setToolTip("Loads of this model version on this device at precision auto then use the "
+                                     "recommended precision and batching knobs")
         self.export_csv_button = QPushButton("Export CSV…")
         self.export_json_button = QPushButton("Export JSON…")
         self.save_png_button = QPushButton("Save charts as PNG…")
@@ -148,7 +153,8 @@ class LabPanel(QWidget):
         side_scroll = QScrollArea()
         side_scroll.setWidget(side)
         side_scroll.setWidgetResizable(True)
-        side_scroll.setFixedWidth(400)
+        side_scroll.setFixedWidth(410)
+        side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         side_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
 
         self.charts = LabCharts()
