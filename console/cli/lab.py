@@ -116,6 +116,13 @@ def _plan(args, core, target) -> SweepPlan:
     return replace(plan, **changes).validate()
 
 
+def _signed_size(count: int | None) -> str:
+    """A load that replaced a bigger model shrinks the process: say so rather than print negative bytes."""
+    if count is None or count >= 0:
+        return format_size(count)
+    return f"-{format_size(-count)}"
+
+
 def _printer():
     def report(step: SweepProgress) -> None:
         eta = f" · ETA {step.eta_s:.0f} s" if step.eta_s is not None else ""
@@ -193,7 +200,7 @@ def run(args: argparse.Namespace, core, principal: Principal) -> int:
                 difference = f"{(estimated / measured - 1) * 100:+.1f}%" if measured else "–"
                 print(f"{row['at']:<26} {row['model'][:30]:<30} {row['precision']:<9} {row['device']:<6} "
                       f"{format_size(estimated):>12} {format_size(measured):>10} {difference:>7} "
-                      f"{format_size(row['measured_load_bytes']):>13}")
+                      f"{_signed_size(row['measured_load_bytes']):>13}")
             return 0
         if command == "estimate":
             load_target = chat_load_target(core, args.model, args.precision, args.device, quiet=True)
