@@ -11,6 +11,7 @@ with `@requires`, so many callers (the window, CLI commands, API requests on the
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from console.access.audit_log import AuditEntry, AuditHead, AuditLog, AuditVerification
@@ -20,6 +21,9 @@ from console.access.permissions import Permission
 from console.access.principal import Principal
 from console.api.service import ApiService
 from console.chat.conversations_store import ConversationStore
+from console.errors import ConsoleError, MemoryWontFit
+from console.lab.load_memory import LoadMemory, refuse_unless_fits, used_memory_bytes
+from console.lab.service import LabService, model_key_of_path, model_key_of_version
 from console.registry.default_model import DEFAULT_MODEL_NAME, default_model_path, ensure_default_registered
 from console.registry.registry import Registry
 from console.registry.service import RegistryService
@@ -29,6 +33,7 @@ from console.storage import paths
 from console.storage.database import open_database
 from console.telemetry.monitor import TelemetryMonitor
 from engine import (
+    EngineError,
     GenerationRequest,
     InferenceEngine,
     LoadedModelInfo,
@@ -38,7 +43,9 @@ from engine import (
 )
 from engine.batching_settings import BatchingSettings
 from engine.metrics import EngineSnapshot
+from engine.weights.devices import describe_device, resolve_device
 from engine.weights.loader import ProgressCallback
+from engine.weights.memory_estimate import MemoryEstimate, estimate_load
 
 
 class ConsoleCore:
@@ -60,6 +67,9 @@ class ConsoleCore:
         # `bench --compile` and the one-shot `chat` set it for their own run; else LLM_CONSOLE_COMPILE, else the setting
         self.compile_override: str | None = None
         self.api = ApiService(self, self._database)  # the local API; it listens only once started
+        self.load_memory = LoadMemory(self._database)
+        self._loaded_once = False  # the first load of a process measures the device's runtime overhead
+        self.lab = LabService(self._database, self.guard, self._registry, self._engine, self)
 
     def _engine_settings(self) -> BatchingSettings:
         return BatchingSettings(
@@ -86,17 +96,29 @@ class ConsoleCore:
         return ModelSpec(str(default_model_path()), precision=precision, device=device, name=DEFAULT_MODEL_NAME)
 
     @requires(Permission.MODEL_LOAD, lambda call: f"load {Path(call['spec'].path).name}")
-    def load_model(self, principal: Principal, spec: ModelSpec, progress: ProgressCallback | None = None) -> LoadedModelInfo:
-        """Load a path that is not registered (nothing is verified). Blocking: the GUI calls it from a worker."""
-        return self._audited_load(principal, spec.path, spec.precision, spec.device,
+    def load_model(self, principal: Principal, spec: ModelSpec, progress: ProgressCallback | None = None,
+                   load_anyway: bool = False) -> LoadedModelInfo:
+        """Load a path that is not registered (nothing is verified). Blocking: the GUI calls it from a worker.
+        Refused with MemoryWontFit when the estimate exceeds the free memory, unless `load_anyway`."""
+        precision, recommended = self._auto_precision(model_key_of_path(spec.path), spec.precision, spec.device)
+        spec = replace(spec, precision=precision)
+        return self._audited_load(principal, spec.path, spec.path, precision, spec.device, recommended, load_anyway,
                                   lambda: self._engine.load(spec, progress))
 
     @requires(Permission.MODEL_LOAD, "load {ref_or_id}")
     def load_version(self, principal: Principal, ref_or_id: str | int, precision: str = "auto", device: str = "auto",
-                     progress: ProgressCallback | None = None) -> LoadedModelInfo:
-        """Load a registered version after re-checking its files; refused (ChecksumMismatch) if any changed."""
+                     progress: ProgressCallback | None = None, load_anyway: bool = False) -> LoadedModelInfo:
+        """Load a registered version after re-checking its files; refused (ChecksumMismatch) if any changed, and
+        (MemoryWontFit) when it will not fit unless `load_anyway`."""
+        try:
+            version = self._registry.resolve(ref_or_id)
+        except ConsoleError as error:
+            self.guard.record(principal, "model.load", str(ref_or_id), "failed", precision=precision, device=device,
+                              error=str(error))
+            raise
+        precision, recommended = self._auto_precision(model_key_of_version(version.id), precision, device)
         return self._audited_load(
-            principal, str(ref_or_id), precision, device,
+            principal, str(ref_or_id), version.source_path, precision, device, recommended, load_anyway,
             lambda: load_registered_version(self._engine, self._registry, ref_or_id, precision, device, progress,
                                             loaded_by=principal.user),
         )
@@ -119,23 +141,80 @@ class ConsoleCore:
         else the `engine.compile` setting."""
         return self.compile_override or os.environ.get("LLM_CONSOLE_COMPILE") or self.settings.get("engine.compile")
 
-    def _audited_load(self, principal: Principal, target: str, precision: str, device: str, load) -> LoadedModelInfo:
+    def _auto_precision(self, model_key: str, precision: str, device: str):
+        """`auto` becomes the lab's saved recommendation for this model version on this device, when there is one
+        (returned too, so its batching knobs follow the load); any other precision stays as asked."""
+        if precision != "auto":
+            return precision, None
+        try:
+            device_name = describe_device(resolve_device(device))
+        except EngineError:
+            return precision, None  # the load itself reports the unavailable device
+        recommendation = self.lab.recommendation(model_key, device_name)
+        return (recommendation.precision, recommendation) if recommendation else (precision, None)
+
+    def estimate_load(self, target: ModelSpec | VersionLoadSpec, sequences: int | None = None,
+                      context_tokens: int | None = None) -> MemoryEstimate:
+        """The itemised memory a load of `target` needs (weights, KV cache for `sequences` × `context_tokens`,
+        overhead, margin) and the device's free memory, from the model's headers: nothing is loaded. Shown
+        before Load to whoever may see the window, so it needs no permission."""
+        if isinstance(target, VersionLoadSpec):
+            version = self._registry.resolve(target.ref)
+            path, key = version.source_path, model_key_of_version(version.id)
+        else:
+            path, key = target.path, model_key_of_path(target.path)
+        precision, _recommended = self._auto_precision(key, target.precision, target.device)
+        return self.estimate_path(path, precision, target.device, sequences, context_tokens)
+
+    @requires(Permission.METRICS_VIEW, "see load memory")
+    def load_memory_records(self, principal: Principal, limit: int = 50) -> list[dict]:
+        """Recent loads: the estimate beside the measured weights and load memory, newest first."""
+        return self.load_memory.records(limit)
+
+    def estimate_path(self, path: str, precision: str, device: str, sequences: int | None = None,
+                      context_tokens: int | None = None) -> MemoryEstimate:
+        kind = resolve_device(device).type
+        return estimate_load(self.load_memory.shape(path), precision, device,
+                             sequences or self._engine.settings.max_batch_size, context_tokens,
+                             self.load_memory.overhead_bytes(kind))
+
+    def _audited_load(self, principal: Principal, target: str, path: str, precision: str, device: str, recommended,
+                      load_anyway: bool, load) -> LoadedModelInfo:
         self._engine.compile_decode = self.compile_mode()
         try:
+            try:
+                estimate = self.estimate_path(path, precision, device)
+            except (EngineError, OSError):  # a missing or damaged model: the load itself says what is wrong
+                estimate = None
+            if estimate is not None and not load_anyway:
+                refuse_unless_fits(estimate, Path(path).name)
+            first_load = not self._loaded_once
+            before = used_memory_bytes(estimate.device) if estimate else 0
             info = load()
         except Exception as error:
-            self.guard.record(principal, "model.load", target, "failed", precision=precision, device=device,
-                              error=str(error))
+            self.guard.record(principal, "model.load", target, "refused" if isinstance(error, MemoryWontFit) else "failed",
+                              precision=precision, device=device, error=str(error))
             raise
+        self._loaded_once = True
+        details = {"weight_bytes": info.weight_bytes}
+        if estimate is not None:
+            measured = used_memory_bytes(estimate.device) - before
+            self.load_memory.record(info.name, estimate, info.weight_bytes, measured, first_load)
+            details.update(estimated_bytes=estimate.total_bytes, estimated_weight_bytes=estimate.weight_bytes,
+                           load_anyway=load_anyway and not estimate.fits)
+        if recommended is not None:  # the saved recommendation chose the precision: its knobs come with it
+            self._engine.configure(max_batch_size=recommended.max_batch_size, max_wait_ms=recommended.max_wait_ms)
+            details["recommendation"] = {"sweep": recommended.sweep_id, "max_batch_size": recommended.max_batch_size,
+                                         "max_wait_ms": recommended.max_wait_ms}
         self.guard.record(principal, "model.load", info.name, precision=info.precision, device=info.device,
-                          path=info.path, decoder=self._engine.snapshot().decoder)
+                          path=info.path, decoder=self._engine.snapshot().decoder, **details)
         return info
 
     def load(self, principal: Principal, target: ModelSpec | VersionLoadSpec,
-             progress: ProgressCallback | None = None) -> LoadedModelInfo:
+             progress: ProgressCallback | None = None, load_anyway: bool = False) -> LoadedModelInfo:
         if isinstance(target, VersionLoadSpec):
-            return self.load_version(principal, target.ref, target.precision, target.device, progress)
-        return self.load_model(principal, target, progress)
+            return self.load_version(principal, target.ref, target.precision, target.device, progress, load_anyway)
+        return self.load_model(principal, target, progress, load_anyway)
 
     def default_load_target(self, precision: str = "auto", device: str = "auto") -> ModelSpec | VersionLoadSpec:
         """The registry's default version when there is one, else the embedded model's file."""

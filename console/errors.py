@@ -115,3 +115,16 @@ class ChecksumMismatch(RegistryError):
         self.problems = list(problems)
         first = self.problems[0]
         self.file, self.expected, self.found = first.path, first.expected_sha256, first.found_sha256
+
+
+# --- memory and the tuning lab ------------------------------------------------------------------------------
+class MemoryWontFit(ConsoleError):
+    """A load's memory estimate exceeds what the device has free; the load was not started."""
+
+    def __init__(self, message: str, estimate):
+        super().__init__(message)
+        self.estimate = estimate  # engine.weights.memory_estimate.MemoryEstimate
+
+
+class LabError(ConsoleError):
+    """A sweep cannot be planned, run, resumed or applied as asked; the message says why."""

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QPushButton,
     QStackedWidget,
     QTabWidget,
@@ -19,6 +20,8 @@ from PySide6.QtWidgets import (
 from console.access.permissions import Permission
 from console.registry.default_model import DEFAULT_MODEL_NAME
 from console.errors import ConsoleError
+from console.lab.load_memory import describe_estimate
+from console.units import format_size
 from console.registry.verified_loading import VersionLoadSpec
 from engine import EngineError, LoadedModelInfo, ModelSpec
 from resources import resource_path
@@ -29,6 +32,8 @@ from ui.adapters.api_adapter import ApiAdapter
 from ui.api.api_panel import ApiPanel
 from ui.chat.chat_panel import ChatPanel
 from ui.adapters.engine_adapter import EngineAdapter
+from ui.adapters.lab_adapter import LabAdapter
+from ui.lab.lab_panel import LabPanel
 from ui.engine.engine_panel import EnginePanel
 from ui.models.model_bar import ModelBar
 from ui.models.models_panel import ModelsPanel
@@ -67,6 +72,10 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.audit_view, "Audit")
         self.api_panel = ApiPanel(ApiAdapter(adapter.core.api, lambda: adapter.session.principal, self), adapter.core)
         self.tabs.addTab(self.api_panel, "API")
+        self.lab_adapter = LabAdapter(adapter.core, adapter.session, self)
+        self.lab_panel = LabPanel(self.lab_adapter, self._lab_target)
+        self.tabs.insertTab(self.tabs.indexOf(self.telemetry_panel), self.lab_panel, "Lab")
+        self.memory_prompt: QMessageBox | None = None  # "load anyway?" after a load the estimate refused
         workspace = QWidget()
         layout = QVBoxLayout(workspace)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -108,6 +117,12 @@ class MainWindow(QMainWindow):
         self.models_panel.load_requested.connect(self._load_version)
         self.models_panel.default_changed.connect(self._default_changed)
         adapter.load_finished.connect(self.models_panel.refresh)  # load history and verified state
+        adapter.load_refused_for_memory.connect(self._offer_load_anyway)
+        adapter.estimate_ready.connect(self._show_estimate)
+        adapter.load_finished.connect(lambda _info: self.update_estimate())
+        for combo in (self.model_bar.model_combo, self.model_bar.precision_combo, self.model_bar.device_combo):
+            combo.currentIndexChanged.connect(lambda _index: self.update_estimate())
+        self.lab_panel.applied.connect(self._lab_applied)
         adapter.load_failed.connect(self.models_panel.refresh)
         if self.session.can(Permission.REGISTRY_VIEW):
             self._default_changed(adapter.core.registry.default_version(self.session.principal))
@@ -121,6 +136,7 @@ class MainWindow(QMainWindow):
         self.settings_view.changed.connect(self._settings_saved)
         self.apply_session()
         self.api_panel.start_if_enabled()  # the API was on when the window last closed
+        self.update_estimate()
 
     def _apply_stored_defaults(self) -> None:
         """The engine defaults from the settings: precision and device of the next load, reply length."""
@@ -145,11 +161,56 @@ class MainWindow(QMainWindow):
             except (EngineError, ConsoleError) as error:
                 self.statusBar().showMessage(f"Saved, but not applied to the running engine: {error}", 8000)
                 return
-            for box, value in ((self.engine_panel.max_batch_size, applied.max_batch_size),
-                               (self.engine_panel.max_wait_ms, applied.max_wait_ms)):
-                box.blockSignals(True)  # show the values; the engine already has them
-                box.setValue(value)
-                box.blockSignals(False)
+            self._show_engine_knobs()
+
+    def _show_engine_knobs(self) -> None:
+        applied = self.adapter.core.engine_settings
+        for box, value in ((self.engine_panel.max_batch_size, applied.max_batch_size),
+                           (self.engine_panel.max_wait_ms, applied.max_wait_ms)):
+            box.blockSignals(True)  # show the values; the engine already has them
+            box.setValue(value)
+            box.blockSignals(False)
+
+    # --- memory estimate and the lab ---------------------------------------------------------------------
+    def update_estimate(self) -> None:
+        """Ask for the memory estimate of what Load would load now (answered in `_show_estimate`)."""
+        try:
+            spec = self.model_bar.selected_spec()
+        except (EngineError, ConsoleError):
+            self.model_bar.show_estimate("", True)
+            return
+        self._estimated_spec = spec
+        self.adapter.estimate(spec)
+
+    def _show_estimate(self, spec, estimate) -> None:
+        if spec != getattr(self, "_estimated_spec", None):
+            return  # the selection changed since
+        if estimate is None:
+            self.model_bar.show_estimate("", True)
+            return
+        free = f" of {format_size(estimate.free_bytes)} free" if estimate.free_bytes is not None else ""
+        self.model_bar.show_estimate(f"needs about {format_size(estimate.total_bytes)}{free}", estimate.fits,
+                                     describe_estimate(estimate))
+
+    def _offer_load_anyway(self, spec, message: str) -> None:
+        self.model_bar.show_error(message, model_still_loaded=self.adapter.model_info is not None)
+        prompt = QMessageBox(QMessageBox.Icon.Warning, "The model will not fit", message, parent=self)
+        self.load_anyway_button = prompt.addButton("Load anyway", QMessageBox.ButtonRole.AcceptRole)
+        prompt.addButton(QMessageBox.StandardButton.Cancel)
+        self.load_anyway_button.clicked.connect(lambda: self.adapter.load(spec, load_anyway=True))
+        self.memory_prompt = prompt
+        prompt.open()
+
+    def _lab_target(self):
+        return self.model_bar.selected_spec(), self.model_bar.device_combo.currentText()
+
+    def _lab_applied(self, outcome) -> None:
+        """The knobs are set; the model bar takes the recommended precision, and the sweep's model, if it is
+        the one loaded, reloads at it."""
+        self._show_engine_knobs()
+        self.model_bar.precision_combo.setCurrentText(outcome.recommendation.precision)
+        if outcome.reload_target is not None and self.session.can(Permission.MODEL_LOAD):
+            self.adapter.load(outcome.reload_target)
 
     # --- accounts ----------------------------------------------------------------------------------------
     def _build_account_menu(self) -> None:
@@ -239,7 +300,10 @@ class MainWindow(QMainWindow):
         self.tabs.setTabVisible(self.tabs.indexOf(self.audit_view), can(Permission.AUDIT_VIEW))
         self.tabs.setTabVisible(self.tabs.indexOf(self.api_panel),
                                 can(Permission.SETTINGS_EDIT) or can(Permission.USERS_MANAGE))
+        self.tabs.setTabVisible(self.tabs.indexOf(self.lab_panel), can(Permission.METRICS_VIEW) or can(Permission.BENCH_RUN))
+        self.lab_panel.run_button.setVisible(can(Permission.BENCH_RUN))
         if principal is not None:
+            self.lab_panel.refresh()
             self.settings_view.refresh_for_session()
             self.audit_view.refresh_for_session()
             self.api_panel.refresh()
@@ -287,6 +351,7 @@ class MainWindow(QMainWindow):
             QApplication.instance().removeEventFilter(self.idle_lock)
             self.models_panel.shutdown()  # its hashing thread uses the database the core closes
             self.api_panel.shutdown()  # running API requests may finish first
+            self.lab_adapter.shutdown()  # a sweep stops after its current repetition
             self.engine_panel.timer.stop()  # its refresh asks the core, whose database closes below
             self.audit_view.follow_timer.stop()
             self.telemetry.shutdown()

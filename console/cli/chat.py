@@ -7,7 +7,7 @@ import sys
 
 from console.access.principal import Principal
 from console.cli.models import chat_load_target
-from console.errors import ConsoleError
+from console.errors import ConsoleError, MemoryWontFit
 from engine import EngineError, GenerationRequest, SamplingParams
 from engine.request import GenerationFailed
 from engine.weights.devices import DEVICES, PRECISIONS
@@ -28,6 +28,7 @@ def add_parser(commands) -> None:
     chat.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     chat.add_argument("--seed", type=int)
     chat.add_argument("--quiet", action="store_true", help="print only the answer, no load progress or figures")
+    chat.add_argument("--load-anyway", action="store_true", help="load even when the memory estimate says it will not fit")
 
 
 def run(args: argparse.Namespace, core, principal: Principal) -> int:
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace, core, principal: Principal) -> int:
         ]
         GenerationRequest(messages=messages, params=params).validate()  # before a load of seconds, not after
         target = chat_load_target(core, args.model, args.precision, args.device, args.quiet)
-        info = core.load(principal, target, report)
+        info = core.load(principal, target, report, load_anyway=args.load_anyway)
         if not args.quiet:
             print(f"[model] {info.name} · {info.precision} · {info.device} · loaded in {info.load_seconds:.1f} s", file=sys.stderr)
         handle = core.chat(principal, messages, params)
@@ -71,6 +72,8 @@ def run(args: argparse.Namespace, core, principal: Principal) -> int:
         return 0
     except (EngineError, GenerationFailed, ConsoleError) as error:
         print(f"error: {error}", file=sys.stderr)
+        if isinstance(error, MemoryWontFit):
+            print("To load it all the same, add --load-anyway.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         if handle is not None:

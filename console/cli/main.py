@@ -8,14 +8,15 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from console.cli import api_keys, audit, bench, chat, models, serve, settings, users
+from console.cli import api_keys, audit, bench, chat, lab, models, serve, settings, users
 from console.errors import ConsoleError
 from engine import EngineError
 from engine.weights.devices import DEVICES, PRECISIONS
 
 GuiLauncher = Callable[[argparse.Namespace], int]
 COMMANDS = {"chat": chat, "bench": bench, "models": models, "users": users, "audit": audit, "settings": settings,
-            "serve": serve, "api-keys": api_keys}
+            "serve": serve, "api-keys": api_keys,
+            "lab": lab}
 MAX_LIMIT = 1_000_000  # --limit: rows to list
 
 

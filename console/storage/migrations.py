@@ -312,3 +312,51 @@ def m010_converted_copies(db: Database) -> None:
         not_null={"version_id", "path", "sha256", "recorded_at"},
         foreign_keys=[("version_id", "versions", "id")],
     )
+
+
+@migration
+def m011_tuning_lab(db: Database) -> None:
+    """The tuning lab: sweeps (plan, machine, state), their points and repetitions in `benchmark_results`,
+    the recommendation saved per model version and device, and each load's memory beside its estimate."""
+    db["lab_sweeps"].create(
+        {
+            "id": int,
+            "version_id": int,  # null for a model path that is not registered
+            "model_name": str,
+            "model_path": str,
+            "model_key": str,  # "version:ID" or "path:PATH": what recommendations are saved against
+            "device": str,
+            "machine_json": str,  # CPU model and cores, GPU and driver, torch and transformers versions
+            "plan_json": str,
+            "state": str,  # running | cancelled | failed | done
+            "error": str,
+            "started_at": str,
+            "finished_at": str,
+            "run_by": str,
+        },
+        pk="id",
+        not_null={"model_name", "model_key", "device", "machine_json", "plan_json", "state", "started_at"},
+        foreign_keys=[("version_id", "versions", "id")],
+    )
+    results = db["benchmark_results"]
+    results.add_column("sweep_id", int)
+    results.add_column("point_key", str)  # precision/batch/users/max wait
+    results.add_column("concurrency", int)
+    results.add_column("max_wait_ms", float)
+    results.add_column("repetition", int)  # kind lab-repetition: which one; lab-point: how many
+    results.create_index(["sweep_id", "kind", "point_key"])
+    db["lab_recommendations"].create(
+        {"id": int, "model_key": str, "device": str, "precision": str, "max_batch_size": int, "max_wait_ms": float,
+         "sweep_id": int, "saved_by": str, "saved_at": str},
+        pk="id",
+        not_null={"model_key", "device", "precision", "max_batch_size", "max_wait_ms", "saved_by", "saved_at"},
+    )
+    db["lab_recommendations"].create_index(["model_key", "device"], unique=True)
+    db["load_memory"].create(
+        {"id": int, "at": str, "model": str, "precision": str, "device": str, "estimate_json": str,
+         "estimated_weight_bytes": int, "measured_weight_bytes": int, "measured_load_bytes": int,
+         "overhead_bytes": int},
+        pk="id",
+        not_null={"at", "model", "precision", "device", "estimate_json"},
+    )
+    db["load_memory"].create_index(["device", "at"])

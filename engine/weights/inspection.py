@@ -136,6 +136,11 @@ def _hf_precision(config: dict, elements_by_precision: Counter) -> str:
 
 def read_safetensors_header(path: Path) -> list[tuple[str, list[int]]]:
     """(dtype, shape) of each tensor; refuses a file whose header or length does not add up (truncated)."""
+    return [(dtype, shape) for _name, dtype, shape in read_safetensors_entries(path)]
+
+
+def read_safetensors_entries(path: Path) -> list[tuple[str, str, list[int]]]:
+    """(name, dtype, shape) of each tensor, with the checks of `read_safetensors_header`."""
     try:
         size = path.stat().st_size
         with path.open("rb") as handle:
@@ -150,7 +155,7 @@ def read_safetensors_header(path: Path) -> list[tuple[str, list[int]]]:
         raise ModelLoadError(f"Cannot read {path}: {error.strerror}.") from error
     except (ValueError, UnicodeDecodeError) as error:
         raise ModelLoadError(f"{path.name} is damaged: its safetensors header is not valid JSON ({error}).") from error
-    tensors: list[tuple[str, list[int]]] = []
+    tensors: list[tuple[str, str, list[int]]] = []
     data_end = 0
     try:
         for name, entry in header.items():
@@ -173,7 +178,7 @@ def read_safetensors_header(path: Path) -> list[tuple[str, list[int]]]:
                     f"{elements * SAFETENSORS_ITEM_BYTES[dtype]:,} bytes but its header gives it {end - begin:,}."
                 )
             data_end = max(data_end, end)
-            tensors.append((dtype, shape))
+            tensors.append((name, dtype, shape))
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
         raise ModelLoadError(f"{path.name} is damaged: its safetensors header is malformed ({error}).") from error
     expected = 8 + header_length + data_end

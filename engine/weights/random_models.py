@@ -6,9 +6,10 @@ import time
 
 import torch
 
-from engine.weights.devices import describe_device, resolve_device, resolve_precision
+from engine.weights.devices import QUANTIZED, describe_device, resolve_device, resolve_precision
 from engine.errors import ModelLoadError
 from engine.weights.loader import LoadedModel, LoadedModelInfo, _eos_ids, weight_bytes
+from engine.weights.quantization import quantize_model
 
 SHAPES = {
     # DeepSeek-R1-Distill-Qwen-1.5B
@@ -39,10 +40,15 @@ def build_random_model(shape: str, tokenizer, device_name: str = "auto", precisi
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
     parameters = sum(p.numel() for p in model.parameters())
+    quantization = "none"
+    if precision in QUANTIZED:  # as a loaded file would be: the precision asked for is the one measured
+        report = quantize_model(model, precision, dtype)
+        quantization = f"{report.layers_quantized} linear layers {precision} ({report.kernel} kernel)"
     info = LoadedModelInfo(
         name=f"random {shape}", path=f"random:{shape}", format="random", architecture=config.model_type,
         parameters=parameters, precision=precision, device=describe_device(device),
         context_length=config.max_position_embeddings, weight_bytes=weight_bytes(model),
         load_seconds=time.perf_counter() - started, has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
+        quantization=quantization,
     )
     return LoadedModel(model=model, tokenizer=tokenizer, info=info, device=device, eos_token_ids=_eos_ids(model, tokenizer))

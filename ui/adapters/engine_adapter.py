@@ -15,7 +15,7 @@ from ui.adapters.thread_relay import ThreadRelay
 
 from console.core import ConsoleCore
 from ui.access.desktop_session import DesktopSession
-from console.errors import ConsoleError
+from console.errors import ConsoleError, MemoryWontFit
 from console.registry.verified_loading import VersionLoadSpec
 from engine import EngineError, GenerationResult, LoadedModelInfo, ModelSpec, RequestHandle, SamplingParams, StreamEvent
 
@@ -30,6 +30,8 @@ class EngineAdapter(ThreadRelay):
     generation_finished = Signal(int, object)  # request id, GenerationResult
     perplexity_measured = Signal(object, float)  # LoadedModelInfo, perplexity
     perplexity_failed = Signal(str)
+    load_refused_for_memory = Signal(object, str)  # the spec, the message with the estimate: "load anyway?"
+    estimate_ready = Signal(object, object)  # the spec, its MemoryEstimate (None when it cannot be estimated)
 
     def __init__(self, core: ConsoleCore, session: DesktopSession, parent: QObject | None = None):
         super().__init__(parent)
@@ -47,28 +49,43 @@ class EngineAdapter(ThreadRelay):
     def loading(self) -> bool:
         return self._loader is not None and self._loader.is_alive()
 
-    def load(self, spec: ModelSpec | VersionLoadSpec) -> None:
-        """Load a path (ModelSpec) or a registered version (VersionLoadSpec: verified first) in a worker."""
+    def load(self, spec: ModelSpec | VersionLoadSpec, load_anyway: bool = False) -> None:
+        """Load a path (ModelSpec) or a registered version (VersionLoadSpec: verified first) in a worker.
+        A load the memory estimate says will not fit ends with `load_refused_for_memory` unless `load_anyway`."""
         if self.loading:
             self.emit_from_worker("load_failed", "A model is already loading. Wait for it to finish.")
             return
         self.load_started.emit(spec.name or str(getattr(spec, "path", None) or spec.ref))
-        self._loader = threading.Thread(target=self._load_in_worker, args=(self.session.principal, spec),
+        self._loader = threading.Thread(target=self._load_in_worker, args=(self.session.principal, spec, load_anyway),
                                         name="llm-console-loader", daemon=True)
         self._loader.start()
 
-    def _load_in_worker(self, principal, spec: ModelSpec) -> None:
+    def _load_in_worker(self, principal, spec: ModelSpec, load_anyway: bool) -> None:
         def report(fraction: float | None, message: str) -> None:
             self.emit_from_worker("load_progress", -1.0 if fraction is None else fraction, message)
 
         try:
-            info = self.core.load(principal, spec, report)
+            info = self.core.load(principal, spec, report, load_anyway=load_anyway)
+        except MemoryWontFit as error:
+            self.emit_from_worker("load_refused_for_memory", spec, str(error))
         except (EngineError, ConsoleError) as error:
             self.emit_from_worker("load_failed", str(error))
         except Exception as error:  # never let a worker die silently
             self.emit_from_worker("load_failed", f"Loading failed: {error}")
         else:
             self.emit_from_worker("load_finished", info)
+
+    def estimate(self, spec: ModelSpec | VersionLoadSpec) -> None:
+        """The memory estimate of a load, from the model's headers, in a worker (a first read takes a moment)."""
+
+        def work() -> None:
+            try:
+                estimate = self.core.estimate_load(spec)
+            except (EngineError, ConsoleError, OSError):
+                estimate = None  # a missing or damaged model: Load says why
+            self.emit_from_worker("estimate_ready", spec, estimate)
+
+        threading.Thread(target=work, name="llm-console-estimate", daemon=True).start()
 
     def measure_perplexity(self) -> None:
         """Measure the loaded model's perplexity on the shipped text, in a worker thread."""

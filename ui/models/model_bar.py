@@ -71,6 +71,9 @@ class ModelBar(QWidget):
         self.status_label.setObjectName("modelStatus")
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status_label.setWordWrap(True)
+        self.estimate_label = QLabel("")
+        self.estimate_label.setObjectName("modelEstimate")
+        self.estimate_label.setToolTip("Memory the load needs (weights, KV cache, overhead, margin) and what is free")
 
         row = QHBoxLayout()
         row.addWidget(QLabel("Model"))
@@ -87,6 +90,7 @@ class ModelBar(QWidget):
         row.addWidget(self.unload_button)
         status_row = QHBoxLayout()
         status_row.addWidget(self.status_label, 1)
+        status_row.addWidget(self.estimate_label)
         status_row.addWidget(self.progress)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 10, 12, 6)
@@ -104,6 +108,14 @@ class ModelBar(QWidget):
         if data == DEFAULT_ENTRY:
             return self._default_spec_factory(precision, device)
         return ModelSpec(str(data), precision=precision, device=device)
+
+    def show_estimate(self, text: str, fits: bool, detail: str = "") -> None:
+        """"Needs about X of Y free" before Load; in the error colour when it will not fit."""
+        self.estimate_label.setText(text)
+        self.estimate_label.setToolTip(detail or self.estimate_label.toolTip())
+        self.estimate_label.setProperty("state", "" if fits else "error")
+        self.estimate_label.style().unpolish(self.estimate_label)
+        self.estimate_label.style().polish(self.estimate_label)
 
     def set_default_label(self, label: str) -> None:
         """Name what the default entry loads (the registry's default version, once there is one)."""
