@@ -6,7 +6,7 @@ list above the transcript reopens any conversation.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
@@ -27,6 +27,8 @@ from engine import EngineError, FinishReason, GenerationResult
 from ui.adapters.engine_adapter import EngineAdapter
 from ui.chat.message_view import MessageView
 from ui.chat.sampling_controls import SamplingControls
+
+FOLLOW_SLACK_PX = 8  # this close to the end still counts as reading the end
 
 
 class ChatPanel(QWidget):
@@ -52,7 +54,9 @@ class ChatPanel(QWidget):
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(self.messages_box)
         self.scroll.setObjectName("transcript")
+        self._following = True  # the transcript sticks to its end until the reader scrolls up
         self.scroll.verticalScrollBar().rangeChanged.connect(self._follow_bottom)
+        self.scroll.verticalScrollBar().valueChanged.connect(self._note_scroll)
 
         self.input = QPlainTextEdit()
         self.input.setObjectName("chatInput")
@@ -132,6 +136,7 @@ class ChatPanel(QWidget):
             return
         self.show_notice("")
         self.input.clear()
+        self._following = True
         self._add_message("user", text)
         self._reply_view = self._add_message("assistant", "")
         self.active_request = request_id
@@ -201,6 +206,7 @@ class ChatPanel(QWidget):
             item = self.messages_layout.takeAt(1)
             item.widget().deleteLater()
         self.empty_hint.setVisible(True)
+        self._following = True
 
     def _save(self, result: GenerationResult) -> None:
         info = self.adapter.model_info
@@ -259,5 +265,10 @@ class ChatPanel(QWidget):
         self.send_button.setEnabled(not generating)
         self.stop_button.setEnabled(generating)
 
+    def _note_scroll(self, value: int) -> None:
+        self._following = value >= self.scroll.verticalScrollBar().maximum() - FOLLOW_SLACK_PX
+
     def _follow_bottom(self, _minimum: int, maximum: int) -> None:
-        QTimer.singleShot(0, lambda: self.scroll.verticalScrollBar().setValue(maximum))
+        """The transcript grew (a line of the reply, a new message): stay at the end unless the reader left it."""
+        if self._following:
+            self.scroll.verticalScrollBar().setValue(maximum)
