@@ -271,7 +271,10 @@ def main() -> int:
             notes.append(f"stopped early: {error}")
         on_ui(app.quit)
 
-    def loaded(_info) -> None:
+    loaded_info: list = []
+
+    def loaded(info) -> None:
+        loaded_info.append(info)
         threading.Thread(target=drive, name="measure-driver", daemon=True).start()
 
     window.adapter.load_finished.connect(loaded)
@@ -279,8 +282,8 @@ def main() -> int:
     print(f"loading {spec.name or spec.path} …", flush=True)
     window.adapter.load(spec)
     app.exec()
-    info = core.model_info
     window.shutdown()
+    info = loaded_info[0] if loaded_info else None
 
     print(f"\nWindow against `llm-console chat`, the same question, greedy, up to {args.max_new_tokens} new tokens, "
           f"{info.name if info else '?'} {info.precision if info else ''} · cpu, {os.cpu_count()} CPU cores, "
