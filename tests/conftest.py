@@ -67,7 +67,7 @@ def admin_window(qtbot, tmp_path):
     from tests.access_helpers import admin_core
     from ui.app import build_main_window
 
-    main_window = build_main_window(admin_core(tmp_path / "data"))
+    main_window = build_main_window(*admin_core(tmp_path / "data"))
     qtbot.addWidget(main_window)
     main_window.show()
     yield main_window

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.access.permissions import Permission
 from console.registry.default_model import DEFAULT_MODEL_NAME
 from console.errors import ConsoleError
 from console.registry.verified_loading import VersionLoadSpec
@@ -51,15 +52,16 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.chat_panel, "Chat")
         self.engine_panel = EnginePanel(adapter)
         self.tabs.addTab(self.engine_panel, "Engine")
-        self.models_panel = ModelsPanel(RegistryAdapter(adapter.core.registry, self,
+        self.session = adapter.session
+        self.models_panel = ModelsPanel(RegistryAdapter(adapter.core.registry, adapter.session, self,
                                                          register_default_with=adapter.core.ensure_default_registered))
         self.tabs.addTab(self.models_panel, "Models")
-        self.telemetry = telemetry or TelemetryAdapter.for_core(adapter.core, self)  # samples from now on
+        self.telemetry = telemetry or TelemetryAdapter.for_core(adapter.core, lambda: adapter.session.principal, self)  # samples from now on
         self.telemetry_panel = TelemetryPanel(self.telemetry)
         self.tabs.addTab(self.telemetry_panel, "Telemetry")
-        self.settings_view = SettingsView(adapter.core)
+        self.settings_view = SettingsView(adapter.session)
         self.tabs.addTab(self.settings_view, "Settings")
-        self.audit_view = AuditView(adapter.core)
+        self.audit_view = AuditView(adapter.session)
         self.tabs.addTab(self.audit_view, "Audit")
         workspace = QWidget()
         layout = QVBoxLayout(workspace)
@@ -103,13 +105,14 @@ class MainWindow(QMainWindow):
         self.models_panel.default_changed.connect(self._default_changed)
         adapter.load_finished.connect(self.models_panel.refresh)  # load history and verified state
         adapter.load_failed.connect(self.models_panel.refresh)
-        if adapter.core.can("registry:view"):
-            self._default_changed(adapter.core.registry.default_version())
+        if self.session.can(Permission.REGISTRY_VIEW):
+            self._default_changed(adapter.core.registry.default_version(self.session.principal))
         self.session_label = QLabel("")
         self.session_label.setObjectName("sessionLabel")
         self.statusBar().addPermanentWidget(self.session_label)
         self._shut_down = False
         self._locked_user: str | None = None
+        self._history_user: str | None = adapter.session.user  # whose saved conversations the chat tab lists
         self._apply_stored_defaults()
         self.settings_view.changed.connect(self._settings_saved)
         self.apply_session()
@@ -133,11 +136,10 @@ class MainWindow(QMainWindow):
                  if key in ("engine.max_batch_size", "engine.max_wait_ms")}
         if knobs:
             try:
-                self.adapter.core.configure_engine(**knobs)
+                applied = self.adapter.core.configure_engine(self.session.principal, **knobs)
             except (EngineError, ConsoleError) as error:
                 self.statusBar().showMessage(f"Saved, but not applied to the running engine: {error}", 8000)
                 return
-            applied = self.adapter.core.engine.settings
             for box, value in ((self.engine_panel.max_batch_size, applied.max_batch_size),
                                (self.engine_panel.max_wait_ms, applied.max_wait_ms)):
                 box.blockSignals(True)  # show the values; the engine already has them
@@ -159,33 +161,31 @@ class MainWindow(QMainWindow):
     def switch_user(self, dialog: SignInDialog | None = None) -> bool:
         """Sign in as someone else; the current session stays if the dialog is cancelled.
         (A dialog passed in that was already accepted is used as it is: tests drive it without exec().)"""
-        core = self.adapter.core
-        previous = core.session
-        dialog = dialog or SignInDialog(core, parent=self)
+        previous = self.session.principal
+        dialog = dialog or SignInDialog(self.session, parent=self)
         if dialog.result() != QDialog.DialogCode.Accepted and dialog.exec() != QDialog.DialogCode.Accepted:
             return False
-        if previous is not None and previous.user != core.session.user:
-            core.access.sign_out(previous, "switch user")
+        if previous is not None and previous.user != self.session.user:
+            self.adapter.core.sign_out(previous, "switch user")
         self.apply_session()
         return True
 
     def change_password(self) -> None:
-        ChangePasswordDialog(self.adapter.core, self).exec()
+        ChangePasswordDialog(self.session, self).exec()
 
     def lock_session(self) -> None:
         """Hide the workspace and end the session; generation and sampling go on. Unlocking signs in again."""
-        core = self.adapter.core
         if self.pages.currentWidget() is self.lock_page:
             return
-        self._locked_user = core.session.user if core.session else None
-        core.sign_out("locked")
+        self._locked_user = self.session.user
+        self.session.sign_out("locked")
         self.lock_message.setText(f"Locked. {self._locked_user or 'Someone'} must sign in again to continue.")
         self.pages.setCurrentWidget(self.lock_page)
         self.menuBar().setEnabled(False)
         self.apply_session()
 
     def unlock(self, dialog: SignInDialog | None = None) -> bool:
-        dialog = dialog or SignInDialog(self.adapter.core, locked_user=self._locked_user, parent=self)
+        dialog = dialog or SignInDialog(self.session, locked_user=self._locked_user, parent=self)
         if dialog.result() != QDialog.DialogCode.Accepted and dialog.exec() != QDialog.DialogCode.Accepted:
             return False
         self.pages.setCurrentIndex(0)
@@ -196,42 +196,46 @@ class MainWindow(QMainWindow):
 
     def apply_session(self) -> None:
         """Show and enable what the signed-in user may do. Convenience only: the services check again."""
-        core = self.adapter.core
-        session = core.session
-        can = core.can
-        self.session_label.setText(f"Signed in as {session.user} ({session.role})" if session else "Not signed in")
-        may_load = can("model:load")
+        principal = self.session.principal
+        can = self.session.can
+        if principal is not None and principal.user != self._history_user:  # first: a new chat re-enables Send
+            if self._history_user is not None:  # another user: a new chat, and their own saved conversations
+                self.chat_panel.new_chat()
+            self._history_user = principal.user
+            self.chat_panel.refresh_history()
+        self.session_label.setText(f"Signed in as {principal.user} ({principal.role})" if principal else "Not signed in")
+        may_load = can(Permission.MODEL_LOAD)
         for widget in (self.model_bar.load_button, self.model_bar.browse_file_button, self.model_bar.browse_folder_button):
             widget.setEnabled(may_load)
         self.model_bar.unload_button.setEnabled(may_load and self.adapter.model_info is not None)
         if not may_load and self.adapter.model_info is None:
             self.model_bar.status_label.setText("No model loaded — ask an operator to load one.")
-        self.chat_panel.send_button.setEnabled(can("chat:use"))
-        self.chat_panel.input.setReadOnly(not can("chat:use"))
+        self.chat_panel.send_button.setEnabled(can(Permission.CHAT_USE))
+        self.chat_panel.input.setReadOnly(not can(Permission.CHAT_USE))
         self.chat_panel.input.setPlaceholderText(
-            "Message the model…  (Ctrl+Enter to send, Esc to stop)" if can("chat:use")
+            "Message the model…  (Ctrl+Enter to send, Esc to stop)" if can(Permission.CHAT_USE)
             else "Your role may not chat with the model."
         )
         knobs = self.engine_panel
         for widget in (knobs.max_batch_size, knobs.max_wait_ms, knobs.max_prefill_tokens, knobs.queue_limit,
                        knobs.adaptive, knobs.target_p99_ms, knobs.response_cache):
-            widget.setEnabled(can("engine:configure"))
-        knobs.measure_button.setVisible(can("chat:use"))
+            widget.setEnabled(can(Permission.ENGINE_CONFIGURE))
+        knobs.measure_button.setVisible(can(Permission.CHAT_USE))
         models = self.models_panel
         for widget in (models.import_folder_button, models.import_gguf_button, models.verify_button,
                        models.default_button, models.retire_button):
-            widget.setVisible(can("model:register"))
+            widget.setVisible(can(Permission.MODEL_REGISTER))
         models.load_button.setVisible(may_load)
-        self.tabs.setTabVisible(self.tabs.indexOf(self.models_panel), can("registry:view"))
-        self.tabs.setTabVisible(self.tabs.indexOf(self.telemetry_panel), can("metrics:view"))
-        self.tabs.setTabVisible(self.tabs.indexOf(self.engine_panel), can("metrics:view") or can("engine:configure"))
+        self.tabs.setTabVisible(self.tabs.indexOf(self.models_panel), can(Permission.REGISTRY_VIEW))
+        self.tabs.setTabVisible(self.tabs.indexOf(self.telemetry_panel), can(Permission.METRICS_VIEW))
+        self.tabs.setTabVisible(self.tabs.indexOf(self.engine_panel), can(Permission.METRICS_VIEW) or can(Permission.ENGINE_CONFIGURE))
         self.tabs.setTabVisible(self.tabs.indexOf(self.chat_panel), True)
-        self.tabs.setTabVisible(self.tabs.indexOf(self.settings_view), can("settings:view"))
-        self.tabs.setTabVisible(self.tabs.indexOf(self.audit_view), can("audit:view"))
-        if session is not None:
+        self.tabs.setTabVisible(self.tabs.indexOf(self.settings_view), can(Permission.SETTINGS_VIEW))
+        self.tabs.setTabVisible(self.tabs.indexOf(self.audit_view), can(Permission.AUDIT_VIEW))
+        if principal is not None:
             self.settings_view.refresh_for_session()
             self.audit_view.refresh_for_session()
-            self.idle_lock.set_minutes(core.settings.get("security.idle_lock_minutes"))
+            self.idle_lock.set_minutes(self.adapter.core.settings.get("security.idle_lock_minutes"))
 
     def _load(self, spec: ModelSpec) -> None:
         self.adapter.load(spec)
@@ -274,6 +278,8 @@ class MainWindow(QMainWindow):
             self._shut_down = True
             QApplication.instance().removeEventFilter(self.idle_lock)
             self.models_panel.shutdown()  # its hashing thread uses the database the core closes
+            self.engine_panel.timer.stop()  # its refresh asks the core, whose database closes below
+            self.audit_view.follow_timer.stop()
             self.telemetry.shutdown()
             self.adapter.shutdown()
 

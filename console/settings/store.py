@@ -11,8 +11,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from console.access.control import AccessControl, Session
-from console.access.audit_log import AuditLog
+from console.access.guard import Guard, requires
+from console.access.permissions import Permission
+from console.access.principal import Principal
 from console.storage.database import AppDatabase
 from console.errors import ConsoleError
 from engine.batching_settings import MAX_WAIT_CAP_MS
@@ -31,7 +32,7 @@ class SettingSpec:
     key: str
     label: str
     default: Any
-    permission: str
+    permission: Permission
     check: Callable[[Any], Any]  # returns the normalised value or raises InvalidSetting
     help: str = ""
 
@@ -83,46 +84,52 @@ def _alert_rules(value: Any) -> list:
 
 
 SETTINGS: tuple[SettingSpec, ...] = (
-    SettingSpec("engine.device", "Default device", "auto", "engine:configure", _choice(DEVICES)),
-    SettingSpec("engine.precision", "Default precision", "auto", "engine:configure", _choice(PRECISIONS)),
-    SettingSpec("engine.max_batch_size", "Max batch size", 8, "engine:configure", _number(int, 1, 1024)),
-    SettingSpec("engine.max_wait_ms", "Max wait", 5.0, "engine:configure", _number(float, 0, MAX_WAIT_CAP_MS, " ms")),
-    SettingSpec("engine.compile", "Compile decode step", "auto", "engine:configure", _choice(COMPILE_MODES),
+    SettingSpec("engine.device", "Default device", "auto", Permission.ENGINE_CONFIGURE, _choice(DEVICES)),
+    SettingSpec("engine.precision", "Default precision", "auto", Permission.ENGINE_CONFIGURE, _choice(PRECISIONS)),
+    SettingSpec("engine.max_batch_size", "Max batch size", 8, Permission.ENGINE_CONFIGURE, _number(int, 1, 1024)),
+    SettingSpec("engine.max_wait_ms", "Max wait", 5.0, Permission.ENGINE_CONFIGURE, _number(float, 0, MAX_WAIT_CAP_MS, " ms")),
+    SettingSpec("engine.compile", "Compile decode step", "auto", Permission.ENGINE_CONFIGURE, _choice(COMPILE_MODES),
                 "auto: on a GPU only, while loading; on: also on a CPU, in the background (replies are slower "
                 "for its 10-40 s), then about 1.25x faster; applies at the next model load"),
-    SettingSpec("engine.max_new_tokens", "Max new tokens", 256, "engine:configure", _number(int, 1, 32768)),
-    SettingSpec("telemetry.interval_s", "Telemetry interval", 1.0, "settings:edit", _number(float, 0.1, 60, " s")),
-    SettingSpec("alerts.rules", "Alert rules", [], "settings:edit", _alert_rules,
+    SettingSpec("engine.max_new_tokens", "Max new tokens", 256, Permission.ENGINE_CONFIGURE, _number(int, 1, 32768)),
+    SettingSpec("telemetry.interval_s", "Telemetry interval", 1.0, Permission.SETTINGS_EDIT, _number(float, 0.1, 60, " s")),
+    SettingSpec("alerts.rules", "Alert rules", [], Permission.SETTINGS_EDIT, _alert_rules,
                 "JSON list of rules; [] keeps the built-in defaults (edit them on the Telemetry tab)"),
-    SettingSpec("prometheus.enabled", "Prometheus endpoint", False, "settings:edit", _boolean),
-    SettingSpec("prometheus.host", "Prometheus address", "127.0.0.1", "settings:edit", _host),
-    SettingSpec("prometheus.port", "Prometheus port", 9479, "settings:edit", _number(int, 1024, 65535)),
-    SettingSpec("security.idle_lock_minutes", "Lock after idle", 15, "settings:edit", _number(int, 0, 1440, " min"),
+    SettingSpec("prometheus.enabled", "Prometheus endpoint", False, Permission.SETTINGS_EDIT, _boolean),
+    SettingSpec("prometheus.host", "Prometheus address", "127.0.0.1", Permission.SETTINGS_EDIT, _host),
+    SettingSpec("prometheus.port", "Prometheus port", 9479, Permission.SETTINGS_EDIT, _number(int, 1024, 65535)),
+    SettingSpec("security.idle_lock_minutes", "Lock after idle", 15, Permission.SETTINGS_EDIT, _number(int, 0, 1440, " min"),
                 "0 never locks"),
 )
 SPECS = {spec.key: spec for spec in SETTINGS}
 
 
 class SettingsStore:
-    def __init__(self, database: AppDatabase, access: AccessControl, audit: AuditLog):
-        self.database, self.access, self.audit = database, access, audit
+    def __init__(self, database: AppDatabase, guard: Guard):
+        self._database, self.guard = database, guard
 
     def get(self, key: str) -> Any:
         spec = self._spec(key)
-        with self.database.read() as db:
+        with self._database.read() as db:
             rows = list(db.query("select value from settings where key = ?", [PREFIX + key]))
         return json.loads(rows[0]["value"]) if rows else spec.default
 
     def all(self) -> dict[str, Any]:
         return {spec.key: self.get(spec.key) for spec in SETTINGS}
 
-    def can_edit(self, session: Session | None, key: str) -> bool:
-        return session is not None and session.can(self._spec(key).permission)
+    @requires(Permission.SETTINGS_VIEW, "read the settings")
+    def view(self, principal: Principal | None) -> dict[str, Any]:
+        """Every setting with its value, for someone who may see the settings."""
+        return self.all()
 
-    def set(self, session: Session | None, key: str, value: Any) -> Any:
-        """Validate, check the permission, store and audit (old and new value). Returns the stored value."""
+    def can_edit(self, principal: Principal | None, key: str) -> bool:
+        return self.guard.can(principal, self._spec(key).permission)
+
+    @requires(lambda call: SettingsStore._spec(call["key"]).permission,
+              lambda call: f"change the setting '{SettingsStore._spec(call['key']).label}'")
+    def set(self, principal: Principal | None, key: str, value: Any) -> Any:
+        """Validate, store and audit (old and new value). Returns the stored value."""
         spec = self._spec(key)
-        self.access.require(session, spec.permission, f"change the setting '{spec.label}'")
         try:
             value = spec.check(value)
         except InvalidSetting as error:
@@ -130,9 +137,9 @@ class SettingsStore:
         old = self.get(key)
         if old == value:
             return value
-        with self.database.write() as db:
+        with self._database.write() as db:  # the change and its audit entry commit together, or neither
             db["settings"].upsert({"key": PREFIX + key, "value": json.dumps(value)}, pk="key")
-        self.audit.append(session.user, "settings.change", key, old=old, new=value)
+            self.guard.record(principal, "settings.change", key, db=db, old=old, new=value)
         return value
 
     @staticmethod

@@ -258,3 +258,16 @@ def m007_alert_log(db: Database) -> None:
         not_null={"at", "rule", "state", "text"},
     )
     db["alert_events"].create_index(["at"])
+
+
+@migration
+def m008_conversation_owners(db: Database) -> None:
+    """Each saved conversation belongs to the user who had it (rows from before have no owner: only those who
+    may see every conversation see them), and failed sign-ins under names that are no account are counted like
+    a real account's, by a fingerprint of the name, so a lock-out does not tell real accounts apart."""
+    db["conversations"].add_column("owner", str)
+    db["conversations"].create_index(["owner"])
+    db["sign_in_failures"].create(
+        {"fingerprint": str, "failed_attempts": int, "lockouts": int, "locked_until": float},
+        pk="fingerprint",
+    )

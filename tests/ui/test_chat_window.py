@@ -124,7 +124,7 @@ def test_closing_while_generating_stops_cleanly(loaded_window, qtbot):
     with qtbot.waitSignal(panel.adapter.text_received, timeout=60_000):
         panel.send_button.click()
     loaded_window.close()
-    scheduler_thread = loaded_window.adapter.core.engine._scheduler._thread
+    scheduler_thread = loaded_window.adapter.core._engine._scheduler._thread
     assert not scheduler_thread.is_alive()
     qtbot.waitUntil(lambda: len(results) == 1, timeout=10_000)
     assert results[0].finish_reason in (FinishReason.CANCELLED, FinishReason.ERROR)

@@ -1,6 +1,6 @@
 """The one object that touches both worlds: runs loads in a worker thread and turns engine callbacks into signals.
 
-It lives on the UI thread; engine callbacks arrive on the scheduler or loader thread and are relayed
+It holds the window's `DesktopSession`: every core call it makes carries that principal. It lives on the UI thread; engine callbacks arrive on the scheduler or loader thread and are relayed
 (`ThreadRelay`) so that every public signal is emitted on the UI thread.
 """
 
@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, Signal
 from ui.adapters.thread_relay import ThreadRelay
 
 from console.core import ConsoleCore
+from ui.access.desktop_session import DesktopSession
 from console.errors import ConsoleError
 from console.registry.verified_loading import VersionLoadSpec
 from engine import EngineError, GenerationResult, LoadedModelInfo, ModelSpec, RequestHandle, SamplingParams, StreamEvent
@@ -29,9 +30,10 @@ class EngineAdapter(ThreadRelay):
     perplexity_measured = Signal(object, float)  # LoadedModelInfo, perplexity
     perplexity_failed = Signal(str)
 
-    def __init__(self, core: ConsoleCore, parent: QObject | None = None):
+    def __init__(self, core: ConsoleCore, session: DesktopSession, parent: QObject | None = None):
         super().__init__(parent)
         self.core = core
+        self.session = session
         self._handles: dict[int, RequestHandle] = {}
         self._loader: threading.Thread | None = None
         self.generation_finished.connect(self._forget)
@@ -50,15 +52,16 @@ class EngineAdapter(ThreadRelay):
             self.emit_from_worker("load_failed", "A model is already loading. Wait for it to finish.")
             return
         self.load_started.emit(spec.name or str(getattr(spec, "path", None) or spec.ref))
-        self._loader = threading.Thread(target=self._load_in_worker, args=(spec,), name="llm-console-loader", daemon=True)
+        self._loader = threading.Thread(target=self._load_in_worker, args=(self.session.principal, spec),
+                                        name="llm-console-loader", daemon=True)
         self._loader.start()
 
-    def _load_in_worker(self, spec: ModelSpec) -> None:
+    def _load_in_worker(self, principal, spec: ModelSpec) -> None:
         def report(fraction: float | None, message: str) -> None:
             self.emit_from_worker("load_progress", -1.0 if fraction is None else fraction, message)
 
         try:
-            info = self.core.load(spec, report)
+            info = self.core.load(principal, spec, report)
         except (EngineError, ConsoleError) as error:
             self.emit_from_worker("load_failed", str(error))
         except Exception as error:  # never let a worker die silently
@@ -69,10 +72,11 @@ class EngineAdapter(ThreadRelay):
     def measure_perplexity(self) -> None:
         """Measure the loaded model's perplexity on the shipped text, in a worker thread."""
         info = self.core.model_info
+        principal = self.session.principal
 
         def work() -> None:
             try:
-                value = self.core.measure_perplexity()
+                value = self.core.measure_perplexity(principal)
             except (EngineError, ConsoleError) as error:
                 self.emit_from_worker("perplexity_failed", str(error))
             except Exception as error:
@@ -84,12 +88,12 @@ class EngineAdapter(ThreadRelay):
 
     def unload(self) -> None:
         self.cancel_all()
-        self.core.unload_model()
+        self.core.unload_model(self.session.principal)
         self.unloaded.emit()
 
     def chat(self, messages: list[dict[str, str]], params: SamplingParams) -> int:
         """Submit a chat request; raises EngineError (shown by the caller) when it cannot be queued."""
-        handle = self.core.chat(messages, params, on_event=self._on_event)
+        handle = self.core.chat(self.session.principal, messages, params, on_event=self._on_event)
         self._handles[handle.request_id] = handle
         return handle.request_id
 

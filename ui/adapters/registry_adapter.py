@@ -15,7 +15,8 @@ from ui.adapters.thread_relay import ThreadRelay
 
 from console.registry.checksums import HashProgress
 from console.errors import ConsoleError, HashingCancelled
-from console.registry.registry import Registry
+from console.registry.service import RegistryService
+from ui.access.desktop_session import DesktopSession
 from engine import EngineError
 
 
@@ -27,11 +28,13 @@ class RegistryAdapter(ThreadRelay):
     job_cancelled = Signal(str, str)  # kind, message
     changed = Signal()  # a job ended and may have changed the registry: views refresh
 
-    def __init__(self, registry: Registry, parent: QObject | None = None, register_default_with: Callable | None = None):
-        """`register_default_with(progress, cancel)` registers the embedded model as a system action
-        (ConsoleCore.ensure_default_registered); without it, the registry given here is used."""
+    def __init__(self, registry: RegistryService, session: DesktopSession, parent: QObject | None = None,
+                 register_default_with: Callable | None = None):
+        """Jobs act for the session's principal as it is when each job starts. `register_default_with(progress,
+        cancel)` registers the embedded model as a system action (ConsoleCore.ensure_default_registered)."""
         super().__init__(parent)
         self.registry = registry
+        self.session = session
         self._register_default_with = register_default_with
         self._worker: threading.Thread | None = None
         self._cancel = threading.Event()
@@ -47,9 +50,11 @@ class RegistryAdapter(ThreadRelay):
 
     # --- jobs --------------------------------------------------------------------------------------------
     def import_model(self, path: str, name: str | None, version: str | None, notes: str = "") -> bool:
+        principal = self.session.principal
+
         def work(progress, cancel):
             return self.registry.import_model(
-                Path(path), name=name or None, version=version or None, notes=notes, progress=progress, cancel=cancel
+                principal, Path(path), name=name or None, version=version or None, notes=notes, progress=progress, cancel=cancel
             )
 
         return self._start("import", f"Importing {Path(path).name}", work)
@@ -57,8 +62,10 @@ class RegistryAdapter(ThreadRelay):
     def verify(self, version_ids: list[int], force_full: bool = True) -> bool:
         """Re-hash each version ("Verify now", and the schedule)."""
 
+        principal = self.session.principal
+
         def work(progress, cancel):
-            return [self.registry.verify_version(i, force_full=force_full, progress=progress, cancel=cancel)
+            return [self.registry.verify_version(principal, i, force_full=force_full, progress=progress, cancel=cancel)
                     for i in version_ids]
 
         count = len(version_ids)
@@ -66,20 +73,19 @@ class RegistryAdapter(ThreadRelay):
 
     def register_default(self) -> bool:
         """First start: register the embedded default model."""
-        from console.registry.default_model import ensure_default_registered
-
         def work(progress, cancel):
-            if self._register_default_with is not None:
-                return self._register_default_with(progress, cancel)
-            return ensure_default_registered(self.registry, progress, cancel)
+            if self._register_default_with is None:
+                raise ConsoleError("This window cannot register the embedded model (no core was given).")
+            return self._register_default_with(progress, cancel)
 
         return self._start("register-default", "Registering the embedded default model", work)
 
     def check_manifest(self, manifest, local_path: str | None) -> bool:
-        from console.registry.manifests import check_manifest
+        principal = self.session.principal
 
         def work(progress, cancel):
-            return check_manifest(self.registry, manifest, Path(local_path) if local_path else None, progress, cancel)
+            return self.registry.check_manifest(principal, manifest, Path(local_path) if local_path else None,
+                                                progress, cancel)
 
         return self._start("check-manifest", f"Checking files against {manifest.ref}", work)
 

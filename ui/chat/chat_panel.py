@@ -158,7 +158,7 @@ class ChatPanel(QWidget):
         """Show a saved conversation; the next message continues it."""
         self._abandon_reply()
         try:
-            conversation = self.store.open(conversation_id)
+            conversation = self.store.open(self.adapter.session.principal, conversation_id)
         except ConsoleError as error:
             self.show_notice(str(error))
             return
@@ -173,7 +173,7 @@ class ChatPanel(QWidget):
 
     def refresh_history(self) -> None:
         try:
-            saved = self.store.list()
+            saved = self.store.list(self.adapter.session.principal)
         except ConsoleError as error:
             self.show_notice(f"Saved conversations cannot be read: {error}")
             saved = []
@@ -214,7 +214,7 @@ class ChatPanel(QWidget):
                    "tokens_per_second": result.tokens_per_second, "finish_reason": result.finish_reason.value}
         try:
             self.conversation_id = self.store.save(
-                self.conversation, self.conversation_id, info.name if info else None, figures
+                self.adapter.session.principal, self.conversation, self.conversation_id, info.name if info else None, figures
             )
         except ConsoleError as error:  # the reply stays on screen; only the saved copy is missing
             self.show_notice(f"This conversation could not be saved: {error}")

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.access.permissions import Permission
 from console.errors import ConsoleError
 from engine import EngineError, GenerationResult, LoadedModelInfo
 from engine.batching_settings import MAX_WAIT_CAP_MS
@@ -39,8 +40,8 @@ class EnginePanel(QWidget):
     def __init__(self, adapter: EngineAdapter, parent: QWidget | None = None):
         super().__init__(parent)
         self.adapter = adapter
-        self.engine = adapter.core.engine
-        settings = self.engine.settings
+        self.core, self.session = adapter.core, adapter.session
+        settings = self.core.engine_settings
         self._last_tokens_per_second: float | None = None
         self._rows: dict[tuple, int] = {}
 
@@ -144,7 +145,8 @@ class EnginePanel(QWidget):
     # --- knobs -------------------------------------------------------------------------------------------
     def apply_knobs(self) -> None:
         try:
-            self.adapter.core.configure_engine(
+            self.core.configure_engine(
+                self.session.principal,
                 max_batch_size=self.max_batch_size.value(),
                 max_wait_ms=self.max_wait_ms.value(),
                 max_prefill_tokens=self.max_prefill_tokens.value(),
@@ -160,7 +162,11 @@ class EnginePanel(QWidget):
 
     # --- live figures ------------------------------------------------------------------------------------
     def refresh(self) -> None:
-        snapshot = self.engine.snapshot()
+        """The live figures, for those who may see metrics (checked first: a refusal would be audited twice a second)."""
+        if not self.session.can(Permission.METRICS_VIEW):
+            return
+        principal = self.session.principal
+        snapshot = self.core.engine_snapshot(principal)
         figures = self.figures
         figures["waiting"].setText(str(snapshot.waiting))
         figures["running"].setText(f"{snapshot.running} of max {snapshot.max_batch_size}")
@@ -179,7 +185,7 @@ class EnginePanel(QWidget):
             self.max_batch_size.blockSignals(True)
             self.max_batch_size.setValue(snapshot.max_batch_size)
             self.max_batch_size.blockSignals(False)
-        notices = self.engine.notices()
+        notices = self.core.engine_notices(principal)
         if len(notices) != self._notices_shown:
             self._notices_shown = len(notices)
             self.notice_list.clear()

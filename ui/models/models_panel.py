@@ -52,6 +52,7 @@ class ModelsPanel(QWidget):
         super().__init__(parent)
         self.jobs = registry_adapter
         self.registry = registry_adapter.registry
+        self.session = registry_adapter.session
         self._versions: list[VersionRecord] = []
         self._job_title = ""
         self._default_id: int | None = -1  # unknown until the first refresh
@@ -78,7 +79,7 @@ class ModelsPanel(QWidget):
         self.schedule.setSuffix(" h")
         self.schedule.setSpecialValueText("off")
         self.schedule.setToolTip("Fully re-hash a version when its last full check is older than this (0: off)")
-        self.schedule.setValue(int(round(self.registry.verify_interval_hours)))
+        self.schedule.setValue(int(round(self.registry.verify_interval_hours(self.session.principal))))
 
         actions = QHBoxLayout()
         for button in (self.import_folder_button, self.import_gguf_button, self.verify_button, self.load_button,
@@ -114,7 +115,7 @@ class ModelsPanel(QWidget):
         self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.notice.setVisible(False)
 
-        self.details = VersionDetails(self.registry)
+        self.details = VersionDetails(self.registry, self.session)
 
         top = QWidget()
         top_layout = QVBoxLayout(top)
@@ -162,7 +163,7 @@ class ModelsPanel(QWidget):
             return
         selected = self.selected_version()
         try:
-            self._versions = self.registry.versions()
+            self._versions = self.registry.versions(self.session.principal)
         except ConsoleError as error:
             self.show_notice(str(error), "error")
             return
@@ -243,7 +244,7 @@ class ModelsPanel(QWidget):
         if self.jobs.busy:
             return False
         try:
-            due = self.registry.due_for_full_check(now)
+            due = self.registry.due_for_full_check(self.session.principal, now)
         except ConsoleError as error:
             self.show_notice(str(error), "error")
             return False
@@ -253,7 +254,7 @@ class ModelsPanel(QWidget):
         """First start: hash and register the embedded model in the background (nothing if done before)."""
         from console.registry.default_model import EMBEDDED_REGISTERED_KEY
 
-        if self.registry.setting(EMBEDDED_REGISTERED_KEY) is not None:
+        if self.registry.setting(self.session.principal, EMBEDDED_REGISTERED_KEY) is not None:
             return False
         return self.jobs.register_default()
 
@@ -262,7 +263,7 @@ class ModelsPanel(QWidget):
         if version is None:
             return
         try:
-            self.registry.set_default(version.id)
+            self.registry.set_default(self.session.principal, version.id)
         except ConsoleError as error:
             self.show_notice(str(error), "error")
             return
@@ -280,7 +281,7 @@ class ModelsPanel(QWidget):
         if answer != QMessageBox.StandardButton.Yes:
             return
         try:
-            self.registry.retire(version.id)
+            self.registry.retire(self.session.principal, version.id)
         except ConsoleError as error:
             self.show_notice(str(error), "error")
             return
@@ -288,13 +289,11 @@ class ModelsPanel(QWidget):
         self.refresh()
 
     def export_manifest_to(self, destination: str) -> None:
-        from console.registry.manifests import write_manifest
-
         version = self.selected_version()
         if version is None:
             return
         try:
-            written = write_manifest(self.registry, version.id, Path(destination))
+            written = self.registry.write_manifest(self.session.principal, version.id, Path(destination))
         except ConsoleError as error:
             self.show_notice(str(error), "error")
             return
@@ -335,7 +334,7 @@ class ModelsPanel(QWidget):
             self._ask_and_import(path)
 
     def _ask_and_import(self, path: str) -> None:
-        dialog = ImportDialog(self.registry, path, self)
+        dialog = ImportDialog(self.registry, self.session, path, self)
         if dialog.exec():
             name, version, notes = dialog.values()
             self.start_import(path, name, version, notes)
@@ -449,6 +448,6 @@ class ModelsPanel(QWidget):
 
     def _set_schedule(self, hours: int) -> None:
         try:
-            self.registry.set_verify_interval(hours)
+            self.registry.set_verify_interval(self.session.principal, hours)
         except ConsoleError as error:
             self.show_notice(str(error), "error")

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.access.permissions import Permission
 from console.settings.store import SETTINGS, SettingSpec
 from console.errors import ConsoleError
 from engine.batching_settings import MAX_WAIT_CAP_MS
@@ -28,6 +29,7 @@ from engine.weights.devices import DEVICES, PRECISIONS
 from engine.scheduler import COMPILE_MODES
 from ui.widgets.spin_boxes import double_spin_box, int_spin_box
 from ui.access.users_view import UsersView
+from ui.access.desktop_session import DesktopSession
 
 _CHOICES = {"engine.device": DEVICES, "engine.precision": PRECISIONS, "engine.compile": COMPILE_MODES, "prometheus.host": ("127.0.0.1", "::1", "localhost", "0.0.0.0")}
 _RANGES = {  # the widget's range and unit; the settings store validates again
@@ -114,9 +116,9 @@ class SettingsView(QWidget):
 
     changed = Signal(dict)
 
-    def __init__(self, core, parent: QWidget | None = None):
+    def __init__(self, session: DesktopSession, parent: QWidget | None = None):
         super().__init__(parent)
-        self.core = core
+        self.session, self.core = session, session.core
         self.denied = QLabel("You do not have permission to see the settings. Ask an administrator.")
         self.denied.setObjectName("emptyHint")
         self.denied.setWordWrap(True)
@@ -136,7 +138,7 @@ class SettingsView(QWidget):
             column.addWidget(field.hint)
             column.addWidget(field.error)
             form.addRow(spec.label, column)
-        self.data_dir = QLabel(str(core.data_dir))
+        self.data_dir = QLabel(str(session.core.data_dir))
         self.data_dir.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.data_dir.setObjectName("checksum")  # monospace, like the other paths and hashes
         data_dir_note = QLabel("Read-only here: set LLM_CONSOLE_DATA_DIR before starting the app to use another folder.")
@@ -157,7 +159,7 @@ class SettingsView(QWidget):
         buttons.addWidget(self.status, 1)
         buttons.addWidget(self.apply_button)
         form.addRow(buttons)
-        self.users = UsersView(core)
+        self.users = UsersView(session)
         content = QWidget()
         content_layout = QVBoxLayout(content)
         content_layout.setContentsMargins(0, 0, 4, 0)
@@ -179,8 +181,8 @@ class SettingsView(QWidget):
 
     def refresh_for_session(self) -> None:
         """Re-read the values and re-gate every field for the signed-in user (call after sign-in or switch)."""
-        session = self.core.session
-        visible = self.core.can("settings:view")
+        session = self.session.principal
+        visible = self.session.can(Permission.SETTINGS_VIEW)
         self.denied.setVisible(not visible)
         self.scroll.setVisible(visible)
         self.users.refresh_for_session()
@@ -209,7 +211,7 @@ class SettingsView(QWidget):
             if not field.widget.isEnabled() or field.value() == self.core.settings.get(key):
                 continue
             try:
-                saved[key] = self.core.settings.set(self.core.session, key, field.value())
+                saved[key] = self.core.settings.set(self.session.principal, key, field.value())
                 field.set(saved[key])
             except ConsoleError as error:
                 field.show_error(str(error))

@@ -23,21 +23,21 @@ def test_default_model_ships_as_a_gguf_file():
 
 
 def test_default_model_answers_paris_and_second_load_uses_the_cache(shared_data_dir):
-    core = admin_core(shared_data_dir)
+    core, admin = admin_core(shared_data_dir)
     try:
-        info = core.load_model(core.default_model_spec(precision="fp32", device="cpu"))
+        info = core.load_model(admin, core.default_model_spec(precision="fp32", device="cpu"))
         assert info.name == "SmolLM2-135M-Instruct"
         assert info.format == "gguf"
         assert info.architecture == "llama"
         assert 130e6 < info.parameters < 140e6
-        result = core.engine.generate(
+        result = core._engine.generate(
             GenerationRequest(messages=QUESTION, params=SamplingParams(temperature=0.0, max_new_tokens=32)), timeout=120
         )
         assert "Paris" in result.text
         assert result.finish_reason in (FinishReason.END_OF_TEXT, FinishReason.MAX_TOKENS)
 
         reports = []
-        core.load_model(core.default_model_spec(precision="fp32", device="cpu"), lambda f, m: reports.append(m))
+        core.load_model(admin, core.default_model_spec(precision="fp32", device="cpu"), lambda f, m: reports.append(m))
         assert "Using converted copy from cache (checked)" in reports
     finally:
         core.shutdown()
