@@ -126,6 +126,7 @@ def main() -> int:
     parser.add_argument("--conditions", default="quiet,busy",
                         help="comma-separated: quiet, busy (beside `python3 -c 'while True: pass'`)")
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny random model instead of SmolLM2")
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help=f"the script's data directory (default {DATA_DIR})")
     parser.add_argument("--screenshots", metavar="DIR", help="after measuring, stream a reply with code and save screenshots")
     args = parser.parse_args()
 
@@ -136,11 +137,11 @@ def main() -> int:
 
     app = QApplication(sys.argv)
     apply_style(app)
-    core = ConsoleCore(data_dir=DATA_DIR)
+    core = ConsoleCore(data_dir=args.data_dir)
     try:
-        core.create_first_admin(SCRIPT_USER, SCRIPT_PASSWORD)
+        admin = core.create_first_admin(SCRIPT_USER, SCRIPT_PASSWORD)
     except UserError:  # a previous run created it
-        core.sign_in(SCRIPT_USER, SCRIPT_PASSWORD)
+        admin = core.sign_in(SCRIPT_USER, SCRIPT_PASSWORD)
     if args.tiny:
         from tests.tiny_model import build_tiny_model
 
@@ -149,7 +150,7 @@ def main() -> int:
     else:
         spec = core.default_model_spec(precision=args.precision, device="cpu")
         model_path = spec.path
-    window = build_main_window(core)
+    window = build_main_window(core, admin)
     window.resize(1280, 860)
     window.show()
     on_ui = OnUiThread()
@@ -214,7 +215,7 @@ def main() -> int:
         return row
 
     def cli_reply() -> dict:
-        environment = dict(os.environ, LLM_CONSOLE_DATA_DIR=str(DATA_DIR), LLM_CONSOLE_USER=SCRIPT_USER,
+        environment = dict(os.environ, LLM_CONSOLE_DATA_DIR=str(args.data_dir), LLM_CONSOLE_USER=SCRIPT_USER,
                            LLM_CONSOLE_PASSWORD=SCRIPT_PASSWORD)
         command = [sys.executable, "-m", "console", "chat", QUESTION, "--model", model_path, "--system", SYSTEM,
                    "--precision", args.precision, "--device", "cpu", "--max-new-tokens", str(args.max_new_tokens),
@@ -248,7 +249,7 @@ def main() -> int:
 
     def drive() -> None:
         try:
-            on_ui(lambda: core.configure_engine(response_cache=False))
+            on_ui(lambda: core.configure_engine(admin, response_cache=False))
             for condition in [c.strip() for c in args.conditions.split(",") if c.strip()]:
                 busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if condition == "busy" else None
                 rows = figures.setdefault(condition, {"window": [], "cli": []})
