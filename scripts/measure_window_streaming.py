@@ -158,6 +158,7 @@ def main() -> int:
     panel = window.chat_panel
     typing = "xdotool" if os.environ.get("QT_QPA_PLATFORM", "xcb") == "xcb" and shutil.which("xdotool") else "Qt key events"
     figures: dict[str, dict[str, list]] = {}
+    idle: list[float] = []
     notes: list[str] = []
 
     def prepare_window() -> None:
@@ -247,9 +248,17 @@ def main() -> int:
         time.sleep(0.5)  # the window manager-less X server resizes at once; let one frame paint
         grab("streamed-narrow.png")
 
+    def idle_ui_share(seconds: float = 5.0) -> float:
+        """The UI thread's CPU while the window only waits (its timers: telemetry, engine figures, audit)."""
+        before = on_ui(time.thread_time)
+        time.sleep(seconds)
+        return (on_ui(time.thread_time) - before) / seconds
+
     def drive() -> None:
         try:
             on_ui(lambda: core.configure_engine(admin, response_cache=False))
+            on_ui(prepare_window)
+            idle.append(idle_ui_share())
             for condition in [c.strip() for c in args.conditions.split(",") if c.strip()]:
                 busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if condition == "busy" else None
                 rows = figures.setdefault(condition, {"window": [], "cli": []})
@@ -307,6 +316,8 @@ def main() -> int:
         if all("x" in row for row in rows["window"]):
             line += f", X server {statistics.median(row['x'] * 100 for row in rows['window']):.1f} %"
         print(line + f", {statistics.median(row['pieces'] for row in rows['window']):.0f} pieces per reply")
+    if idle:
+        print(f"  the UI thread while the window waits (no reply): {idle[0] * 100:.1f} % of a core")
     for note in notes:
         print(f"  note: {note}")
     return 1 if any(note.startswith(("stopped early", "load failed")) for note in notes) else 0
