@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields, replace
 from engine.errors import InvalidRequest
 
 MAX_WAIT_CAP_MS = 200.0
+MAX_BATCH_SIZE = 1024  # the knob's upper limit: the settings and the Engine tab take it from here
 
 
 @dataclass(frozen=True)
@@ -22,8 +23,8 @@ class BatchingSettings:
 
     def validate(self) -> "BatchingSettings":
         problems = []
-        if not 1 <= self.max_batch_size <= 1024:
-            problems.append(f"max batch size must be 1 to 1024 (got {self.max_batch_size})")
+        if not 1 <= self.max_batch_size <= MAX_BATCH_SIZE:
+            problems.append(f"max batch size must be 1 to {MAX_BATCH_SIZE} (got {self.max_batch_size})")
         if not 0 <= self.max_wait_ms <= MAX_WAIT_CAP_MS:
             problems.append(f"max wait must be 0 to {MAX_WAIT_CAP_MS:.0f} ms (got {self.max_wait_ms})")
         if self.max_prefill_tokens < 1:

@@ -131,45 +131,28 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.session_label)
         self._shut_down = False
         self._locked_user: str | None = None
-        self._history_user: str | None = adapter.session.user  # whose saved conversations the chat tab lists
         self._apply_stored_defaults()
         self.settings_view.changed.connect(self._settings_saved)
         self.apply_session()
         self.api_panel.start_if_enabled()  # the API was on when the window last closed
         self.update_estimate()
 
-    def _apply_stored_defaults(self) -> None:
-        """The engine defaults from the settings: precision and device of the next load, reply length."""
-        settings = self.adapter.core.settings
-        self.model_bar.precision_combo.setCurrentText(settings.get("engine.precision"))
-        if self.model_bar.device_combo.model().item(self.model_bar.device_combo.findText(settings.get("engine.device"))).isEnabled():
-            self.model_bar.device_combo.setCurrentText(settings.get("engine.device"))
-        self.chat_panel.controls.max_new_tokens.setValue(settings.get("engine.max_new_tokens"))
+    def _apply_stored_defaults(self, changed: dict | None = None) -> None:
+        """The stored defaults, to the panels that show them: precision and device of the next load, reply length."""
+        setting = self.adapter.core.settings.get
+        self.model_bar.apply_settings(setting, changed)
+        self.chat_panel.apply_settings(setting, changed)
 
     def _settings_saved(self, changed: dict) -> None:
         """Saved settings apply at once: load defaults and reply length, the idle lock, and the batching knobs
         (the engine panel follows). The compile setting applies at the next load, read then."""
-        if changed.keys() & {"engine.precision", "engine.device", "engine.max_new_tokens"}:
-            self._apply_stored_defaults()
+        self._apply_stored_defaults(changed)
         if "security.idle_lock_minutes" in changed:
             self.idle_lock.set_minutes(changed["security.idle_lock_minutes"])
-        knobs = {key.removeprefix("engine."): value for key, value in changed.items()
-                 if key in ("engine.max_batch_size", "engine.max_wait_ms")}
-        if knobs:
-            try:
-                applied = self.adapter.core.configure_engine(self.session.principal, **knobs)
-            except (EngineError, ConsoleError) as error:
-                self.statusBar().showMessage(f"Saved, but not applied to the running engine: {error}", 8000)
-                return
-            self._show_engine_knobs()
-
-    def _show_engine_knobs(self) -> None:
-        applied = self.adapter.core.engine_settings
-        for box, value in ((self.engine_panel.max_batch_size, applied.max_batch_size),
-                           (self.engine_panel.max_wait_ms, applied.max_wait_ms)):
-            box.blockSignals(True)  # show the values; the engine already has them
-            box.setValue(value)
-            box.blockSignals(False)
+        try:
+            self.engine_panel.apply_saved_settings(changed)
+        except (EngineError, ConsoleError) as error:
+            self.statusBar().showMessage(f"Saved, but not applied to the running engine: {error}", 8000)
 
     # --- memory estimate and the lab ---------------------------------------------------------------------
     def update_estimate(self) -> None:
@@ -207,7 +190,7 @@ class MainWindow(QMainWindow):
     def _lab_applied(self, outcome) -> None:
         """The knobs are set; the model bar takes the recommended precision, and the sweep's model, if it is
         the one loaded, reloads at it."""
-        self._show_engine_knobs()
+        self.engine_panel.show_engine_knobs()
         self.model_bar.precision_combo.setCurrentText(outcome.recommendation.precision)
         if outcome.reload_target is not None and self.session.can(Permission.MODEL_LOAD):
             self.adapter.load(outcome.reload_target)
@@ -261,43 +244,22 @@ class MainWindow(QMainWindow):
         return True
 
     def apply_session(self) -> None:
-        """Show and enable what the signed-in user may do. Convenience only: the services check again."""
+        """Each panel shows and enables what the signed-in user may do (convenience only: the services check
+        again); the window shows the tabs the user may see."""
         principal = self.session.principal
         can = self.session.can
-        if principal is not None and principal.user != self._history_user:  # first: a new chat re-enables Send
-            if self._history_user is not None:  # another user: a new chat, and their own saved conversations
-                self.chat_panel.new_chat()
-            self._history_user = principal.user
-            self.chat_panel.refresh_history()
+        self.chat_panel.apply_session()  # first: another user's new chat re-enables Send
         self.session_label.setText(f"Signed in as {principal.user} ({principal.role})" if principal else "Not signed in")
-        may_load = can(Permission.MODEL_LOAD)
-        for widget in (self.model_bar.load_button, self.model_bar.browse_file_button, self.model_bar.browse_folder_button):
-            widget.setEnabled(may_load)
-        self.model_bar.unload_button.setEnabled(may_load and self.adapter.model_info is not None)
-        if not may_load and self.adapter.model_info is None:
-            self.model_bar.status_label.setText("No model loaded — ask an operator to load one.")
-        self.chat_panel.send_button.setEnabled(can(Permission.CHAT_USE))
-        self.chat_panel.input.setReadOnly(not can(Permission.CHAT_USE))
-        self.chat_panel.input.setPlaceholderText(
-            "Message the model…  (Ctrl+Enter to send, Esc to stop)" if can(Permission.CHAT_USE)
-            else "Your role may not chat with the model."
-        )
-        knobs = self.engine_panel
-        for widget in (knobs.max_batch_size, knobs.max_wait_ms, knobs.max_prefill_tokens, knobs.queue_limit,
-                       knobs.adaptive, knobs.target_p99_ms, knobs.response_cache):
-            widget.setEnabled(can(Permission.ENGINE_CONFIGURE))
-        knobs.measure_button.setVisible(can(Permission.CHAT_USE))
-        models = self.models_panel
-        for widget in (models.import_folder_button, models.import_gguf_button, models.verify_button,
-                       models.default_button, models.retire_button):
-            widget.setVisible(can(Permission.MODEL_REGISTER))
-        models.load_button.setVisible(may_load)
-        self.tabs.setTabVisible(self.tabs.indexOf(self.models_panel), can(Permission.REGISTRY_VIEW))
-        self.tabs.setTabVisible(self.tabs.indexOf(self.telemetry_panel), can(Permission.METRICS_VIEW))
-        self.tabs.setTabVisible(self.tabs.indexOf(self.engine_panel), can(Permission.METRICS_VIEW) or can(Permission.ENGINE_CONFIGURE))
+        self.model_bar.apply_permissions(can, model_loaded=self.adapter.model_info is not None)
+        self.engine_panel.apply_permissions(can)
+        self.models_panel.apply_permissions(can)
+        for panel, any_of in ((self.models_panel, (Permission.REGISTRY_VIEW,)),
+                              (self.telemetry_panel, (Permission.METRICS_VIEW,)),
+                              (self.engine_panel, (Permission.METRICS_VIEW, Permission.ENGINE_CONFIGURE)),
+                              (self.settings_view, (Permission.SETTINGS_VIEW,)),
+                              (self.audit_view, (Permission.AUDIT_VIEW,))):
+            self.tabs.setTabVisible(self.tabs.indexOf(panel), any(can(permission) for permission in any_of))
         self.tabs.setTabVisible(self.tabs.indexOf(self.chat_panel), True)
-        self.tabs.setTabVisible(self.tabs.indexOf(self.settings_view), can(Permission.SETTINGS_VIEW))
-        self.tabs.setTabVisible(self.tabs.indexOf(self.audit_view), can(Permission.AUDIT_VIEW))
         self.tabs.setTabVisible(self.tabs.indexOf(self.api_panel),
                                 can(Permission.SETTINGS_EDIT) or can(Permission.USERS_MANAGE))
         self.tabs.setTabVisible(self.tabs.indexOf(self.lab_panel), can(Permission.METRICS_VIEW) or can(Permission.BENCH_RUN))

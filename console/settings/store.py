@@ -17,11 +17,13 @@ from console.access.permissions import Permission
 from console.access.principal import Principal
 from console.storage.database import AppDatabase
 from console.errors import ConsoleError
-from engine.batching_settings import MAX_WAIT_CAP_MS
+from engine.batching_settings import MAX_BATCH_SIZE, MAX_WAIT_CAP_MS
 from engine.weights.devices import DEVICES, PRECISIONS
 from engine.compile_settings import COMPILE_MODES
 
 PREFIX = "app."
+PROMETHEUS_HOSTS = ("127.0.0.1", "::1", "localhost", "0.0.0.0")
+MAX_NEW_TOKENS = 32768  # the longest reply the settings and the chat's control allow
 
 
 class InvalidSetting(ConsoleError):
@@ -38,43 +40,49 @@ class SettingSpec:
     help: str = ""
 
 
-def _choice(options: tuple[str, ...]) -> Callable[[Any], Any]:
-    def check(value: Any) -> str:
-        if value not in options:
-            raise InvalidSetting(f"choose one of {', '.join(options)}")
+@dataclass(frozen=True)
+class Choice:
+    """A check that also describes itself: the settings view lists `options` in a combo box."""
+
+    options: tuple[str, ...]
+    explanation: str = ""  # the refusal's wording, when "choose one of …" says too little
+
+    def __call__(self, value: Any) -> str:
+        if value not in self.options:
+            raise InvalidSetting(self.explanation or f"choose one of {', '.join(self.options)}")
         return value
-    return check
 
 
-def _number(kind: type, low: float, high: float, unit: str = "") -> Callable[[Any], Any]:
-    whole = " whole" if kind is int else ""
+@dataclass(frozen=True)
+class NumberRange:
+    """A check that also describes itself: the settings view builds a spin box from `low`, `high` and `unit`."""
 
-    def check(value: Any) -> Any:
+    kind: type
+    low: float
+    high: float
+    unit: str = ""  # with its leading space, as shown after the number: " ms"
+
+    def __call__(self, value: Any) -> Any:
+        whole = " whole" if self.kind is int else ""
+        span = f"from {self.low:g} to {self.high:g}{self.unit}"
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise InvalidSetting(f"must be a{whole} number from {low:g} to {high:g}{unit}") from None
+            raise InvalidSetting(f"must be a{whole} number {span}") from None
         except OverflowError:  # an integer too big for a float: out of range whatever the setting
             number = math.inf
-        if isinstance(value, bool) or not low <= number <= high:  # also refuses inf and nan (1e400 in JSON)
-            raise InvalidSetting(f"must be from {low:g} to {high:g}{unit}")
-        if kind is int:
+        if isinstance(value, bool) or not self.low <= number <= self.high:  # also refuses inf and nan (1e400)
+            raise InvalidSetting(f"must be {span}")
+        if self.kind is int:
             if not number.is_integer():  # 8.9 would silently become 8
-                raise InvalidSetting(f"must be a whole number from {low:g} to {high:g}{unit} (got {value})")
+                raise InvalidSetting(f"must be a whole number {span} (got {value})")
             return int(number)
         return number
-    return check
 
 
 def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise InvalidSetting("must be true or false")
-    return value
-
-
-def _host(value: Any) -> str:
-    if value not in ("127.0.0.1", "::1", "localhost", "0.0.0.0"):
-        raise InvalidSetting("must be 127.0.0.1 (this machine only), ::1, localhost or 0.0.0.0 (all interfaces)")
     return value
 
 
@@ -122,29 +130,30 @@ def _alert_rules(value: Any) -> list:
 
 
 SETTINGS: tuple[SettingSpec, ...] = (
-    SettingSpec("engine.device", "Default device", "auto", Permission.ENGINE_CONFIGURE, _choice(DEVICES)),
-    SettingSpec("engine.precision", "Default precision", "auto", Permission.ENGINE_CONFIGURE, _choice(PRECISIONS)),
-    SettingSpec("engine.max_batch_size", "Max batch size", 8, Permission.ENGINE_CONFIGURE, _number(int, 1, 1024)),
-    SettingSpec("engine.max_wait_ms", "Max wait", 5.0, Permission.ENGINE_CONFIGURE, _number(float, 0, MAX_WAIT_CAP_MS, " ms")),
-    SettingSpec("engine.compile", "Compile decode step", "auto", Permission.ENGINE_CONFIGURE, _choice(COMPILE_MODES),
+    SettingSpec("engine.device", "Default device", "auto", Permission.ENGINE_CONFIGURE, Choice(DEVICES)),
+    SettingSpec("engine.precision", "Default precision", "auto", Permission.ENGINE_CONFIGURE, Choice(PRECISIONS)),
+    SettingSpec("engine.max_batch_size", "Max batch size", 8, Permission.ENGINE_CONFIGURE, NumberRange(int, 1, MAX_BATCH_SIZE, " requests")),
+    SettingSpec("engine.max_wait_ms", "Max wait", 5.0, Permission.ENGINE_CONFIGURE, NumberRange(float, 0, MAX_WAIT_CAP_MS, " ms")),
+    SettingSpec("engine.compile", "Compile decode step", "auto", Permission.ENGINE_CONFIGURE, Choice(COMPILE_MODES),
                 "auto: on a GPU only, while loading; on: also on a CPU, in the background (replies are slower "
                 "for its 10-40 s), then about 1.25x faster; applies at the next model load"),
-    SettingSpec("engine.max_new_tokens", "Max new tokens", 256, Permission.ENGINE_CONFIGURE, _number(int, 1, 32768)),
-    SettingSpec("telemetry.interval_s", "Telemetry interval", 1.0, Permission.SETTINGS_EDIT, _number(float, 0.1, 60, " s")),
+    SettingSpec("engine.max_new_tokens", "Max new tokens", 256, Permission.ENGINE_CONFIGURE, NumberRange(int, 1, MAX_NEW_TOKENS, " tokens")),
+    SettingSpec("telemetry.interval_s", "Telemetry interval", 1.0, Permission.SETTINGS_EDIT, NumberRange(float, 0.1, 60, " s")),
     SettingSpec("alerts.rules", "Alert rules", [], Permission.SETTINGS_EDIT, _alert_rules,
                 "JSON list of rules; [] keeps the built-in defaults (edit them on the Telemetry tab)"),
     SettingSpec("prometheus.enabled", "Prometheus endpoint", False, Permission.SETTINGS_EDIT, _boolean),
-    SettingSpec("prometheus.host", "Prometheus address", "127.0.0.1", Permission.SETTINGS_EDIT, _host,
+    SettingSpec("prometheus.host", "Prometheus address", "127.0.0.1", Permission.SETTINGS_EDIT,
+                Choice(PROMETHEUS_HOSTS, "must be 127.0.0.1 (this machine only), ::1, localhost or 0.0.0.0 (all interfaces)"),
                 "an address other than loopback also needs prometheus.allow_remote"),
     SettingSpec("prometheus.allow_remote", "Serve Prometheus to the network", False, Permission.SETTINGS_EDIT, _boolean,
                 "lets prometheus.host be 0.0.0.0: any machine that reaches the port reads the telemetry, "
                 "without a password"),
-    SettingSpec("prometheus.port", "Prometheus port", 9479, Permission.SETTINGS_EDIT, _number(int, 1024, 65535)),
+    SettingSpec("prometheus.port", "Prometheus port", 9479, Permission.SETTINGS_EDIT, NumberRange(int, 1024, 65535)),
     SettingSpec("api.enabled", "Local API", False, Permission.SETTINGS_EDIT, _boolean,
                 "serve the OpenAI-compatible API while the window is open"),
     SettingSpec("api.host", "API address", "127.0.0.1", Permission.SETTINGS_EDIT, _api_host,
                 "127.0.0.1 (this machine only), 0.0.0.0 (every interface) or one interface's address"),
-    SettingSpec("api.port", "API port", 8741, Permission.SETTINGS_EDIT, _number(int, 1024, 65535)),
+    SettingSpec("api.port", "API port", 8741, Permission.SETTINGS_EDIT, NumberRange(int, 1024, 65535)),
     SettingSpec("api.require_keys", "API keys required", True, Permission.SETTINGS_EDIT, _boolean,
                 "false is allowed only while the API listens on 127.0.0.1"),
     SettingSpec("api.tls_cert", "API TLS certificate", "", Permission.SETTINGS_EDIT, _text, "PEM file; empty: plain HTTP"),
@@ -152,7 +161,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("api.cors_origins", "API CORS origins", [], Permission.SETTINGS_EDIT, _origins, "[] keeps CORS off"),
     SettingSpec("api.model_aliases", "API model aliases", {}, Permission.SETTINGS_EDIT, _aliases,
                 "names clients send, each mapped to a registered model NAME[:VERSION]"),
-    SettingSpec("security.idle_lock_minutes", "Lock after idle", 15, Permission.SETTINGS_EDIT, _number(int, 0, 1440, " min"),
+    SettingSpec("security.idle_lock_minutes", "Lock after idle", 15, Permission.SETTINGS_EDIT, NumberRange(int, 0, 1440, " min"),
                 "0 never locks"),
 )
 SPECS = {spec.key: spec for spec in SETTINGS}

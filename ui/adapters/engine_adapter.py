@@ -12,6 +12,7 @@ import threading
 from PySide6.QtCore import QObject, Signal
 
 from ui.adapters.thread_relay import ThreadRelay
+from ui.adapters.worker import Worker
 
 from console.core import ConsoleCore
 from ui.access.desktop_session import DesktopSession
@@ -38,7 +39,8 @@ class EngineAdapter(ThreadRelay):
         self.core = core
         self.session = session
         self._handles: dict[int, RequestHandle] = {}
-        self._loader: threading.Thread | None = None
+        self._loader: Worker | None = None
+        self._perplexity: Worker | None = None
         self.generation_finished.connect(self._forget)
 
     @property
@@ -47,7 +49,7 @@ class EngineAdapter(ThreadRelay):
 
     @property
     def loading(self) -> bool:
-        return self._loader is not None and self._loader.is_alive()
+        return self._loader is not None and self._loader.running
 
     def load(self, spec: ModelSpec | VersionLoadSpec, load_anyway: bool = False) -> None:
         """Load a path (ModelSpec) or a registered version (VersionLoadSpec: verified first) in a worker.
@@ -56,24 +58,21 @@ class EngineAdapter(ThreadRelay):
             self.emit_from_worker("load_failed", "A model is already loading. Wait for it to finish.")
             return
         self.load_started.emit(spec.name or str(getattr(spec, "path", None) or spec.ref))
-        self._loader = threading.Thread(target=self._load_in_worker, args=(self.session.principal, spec, load_anyway),
-                                        name="llm-console-loader", daemon=True)
+        principal = self.session.principal
+
+        def work(worker: Worker) -> LoadedModelInfo | None:
+            try:
+                return self.core.load(principal, spec, lambda fraction, message: worker.report(
+                    -1.0 if fraction is None else fraction, message), load_anyway=load_anyway)
+            except MemoryWontFit as error:  # not a failure: the window offers "load anyway"
+                self.emit_from_worker("load_refused_for_memory", spec, str(error))
+                return None
+
+        self._loader = Worker(work, "llm-console-loader", "Loading")  # held here until the next load
+        self._loader.progressed.connect(lambda progress: self.load_progress.emit(*progress))
+        self._loader.returned.connect(lambda info: info is not None and self.load_finished.emit(info))
+        self._loader.failed.connect(self.load_failed)
         self._loader.start()
-
-    def _load_in_worker(self, principal, spec: ModelSpec, load_anyway: bool) -> None:
-        def report(fraction: float | None, message: str) -> None:
-            self.emit_from_worker("load_progress", -1.0 if fraction is None else fraction, message)
-
-        try:
-            info = self.core.load(principal, spec, report, load_anyway=load_anyway)
-        except MemoryWontFit as error:
-            self.emit_from_worker("load_refused_for_memory", spec, str(error))
-        except (EngineError, ConsoleError) as error:
-            self.emit_from_worker("load_failed", str(error))
-        except Exception as error:  # never let a worker die silently
-            self.emit_from_worker("load_failed", f"Loading failed: {error}")
-        else:
-            self.emit_from_worker("load_finished", info)
 
     def estimate(self, spec: ModelSpec | VersionLoadSpec) -> None:
         """The memory estimate of a load, from the model's headers, in a worker (a first read takes a moment)."""
@@ -91,18 +90,11 @@ class EngineAdapter(ThreadRelay):
         """Measure the loaded model's perplexity on the shipped text, in a worker thread."""
         info = self.core.model_info
         principal = self.session.principal
-
-        def work() -> None:
-            try:
-                value = self.core.measure_perplexity(principal)
-            except (EngineError, ConsoleError) as error:
-                self.emit_from_worker("perplexity_failed", str(error))
-            except Exception as error:
-                self.emit_from_worker("perplexity_failed", f"Perplexity failed: {error}")
-            else:
-                self.emit_from_worker("perplexity_measured", info, value)
-
-        threading.Thread(target=work, name="llm-console-perplexity", daemon=True).start()
+        self._perplexity = Worker(lambda _worker: self.core.measure_perplexity(principal), "llm-console-perplexity",
+                                  "Perplexity")
+        self._perplexity.returned.connect(lambda value: self.perplexity_measured.emit(info, value))
+        self._perplexity.failed.connect(self.perplexity_failed)
+        self._perplexity.start()
 
     def unload(self) -> None:
         self.cancel_all()

@@ -23,15 +23,24 @@ from PySide6.QtWidgets import (
 
 from console.access.permissions import Permission
 from console.errors import ConsoleError
+from console.units import format_size
 from engine import EngineError, GenerationResult, LoadedModelInfo
-from engine.batching_settings import MAX_WAIT_CAP_MS
+from engine.batching_settings import MAX_BATCH_SIZE, MAX_WAIT_CAP_MS, BatchingSettings
 from ui.adapters.engine_adapter import EngineAdapter
-from ui.models.model_bar import format_bytes
 from ui.widgets.spin_boxes import double_spin_box, int_spin_box
 
 
 def _seconds(value: float | None) -> str:
     return "–" if value is None else f"{value * 1000:.0f} ms"
+
+
+LIVE_FIGURES = (
+    ("waiting", "Waiting"), ("running", "Running"), ("occupancy", "Batch occupancy"),
+    ("decode", "Generated tok/s"), ("prefill", "Prefill tok/s"), ("ttft", "TTFT p50 / p99"),
+    ("latency", "Latency p50 / p99"), ("kv", "KV cache"), ("requests", "Finished / failed / cancelled"),
+    ("oom", "Out-of-memory back-offs"), ("decoder", "Forward pass"),
+)
+SAVED_KNOBS = ("engine.max_batch_size", "engine.max_wait_ms")  # settings that are also live knobs
 
 
 class EnginePanel(QWidget):
@@ -41,11 +50,28 @@ class EnginePanel(QWidget):
         super().__init__(parent)
         self.adapter = adapter
         self.core, self.session = adapter.core, adapter.session
-        settings = self.core.engine_settings
         self._last_tokens_per_second: float | None = None
         self._rows: dict[tuple, int] = {}
+        self._notices_shown = 0
 
-        self.max_batch_size = int_spin_box(1, 1024, settings.max_batch_size, "Requests decoded together in one step")
+        left = QVBoxLayout()
+        left.addWidget(self._build_knobs(self.core.engine_settings))
+        left.addWidget(self._build_live_figures())
+        left.addStretch(1)
+        right = QVBoxLayout()
+        right.addWidget(self._build_quality(), 1)
+        right.addWidget(self._build_notices())
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(12, 10, 12, 12)
+        layout.addLayout(left, 2)
+        layout.addLayout(right, 3)
+        self._connect(adapter)
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self._refresh_if_shown)
+        self.timer.start(self.REFRESH_MS)
+
+    def _build_knobs(self, settings: BatchingSettings) -> QGroupBox:
+        self.max_batch_size = int_spin_box(1, MAX_BATCH_SIZE, settings.max_batch_size, "Requests decoded together in one step")
         self.max_wait_ms = double_spin_box(0, MAX_WAIT_CAP_MS, 1, settings.max_wait_ms,
                                            "How long an idle engine waits for more requests before it starts a batch", " ms")
         self.max_prefill_tokens = int_spin_box(1, 1_000_000, settings.max_prefill_tokens, "Prompt tokens prefilled per step")
@@ -58,7 +84,6 @@ class EnginePanel(QWidget):
         self.knob_error = QLabel("")
         self.knob_error.setObjectName("chatNotice")
         self.knob_error.setWordWrap(True)
-
         knobs = QGroupBox("Batching (applies at the next step, no reload)")
         form = QFormLayout(knobs)
         form.addRow("Max batch size", self.max_batch_size)
@@ -71,23 +96,25 @@ class EnginePanel(QWidget):
         form.addRow(adaptive_row)
         form.addRow(self.response_cache)
         form.addRow(self.knob_error)
+        return knobs
 
+    def _knob_widgets(self) -> tuple[QWidget, ...]:
+        return (self.max_batch_size, self.max_wait_ms, self.max_prefill_tokens, self.queue_limit, self.adaptive,
+                self.target_p99_ms, self.response_cache)
+
+    def _build_live_figures(self) -> QGroupBox:
         self.figures: dict[str, QLabel] = {}
         live = QGroupBox("Live figures")
         grid = QGridLayout(live)
-        names = [
-            ("waiting", "Waiting"), ("running", "Running"), ("occupancy", "Batch occupancy"),
-            ("decode", "Generated tok/s"), ("prefill", "Prefill tok/s"), ("ttft", "TTFT p50 / p99"),
-            ("latency", "Latency p50 / p99"), ("kv", "KV cache"), ("requests", "Finished / failed / cancelled"),
-            ("oom", "Out-of-memory back-offs"), ("decoder", "Forward pass"),
-        ]
-        for row, (key, title) in enumerate(names):
+        for row, (key, title) in enumerate(LIVE_FIGURES):
             grid.addWidget(QLabel(title), row, 0)
             value = QLabel("–")
             value.setObjectName("figureValue")
             grid.addWidget(value, row, 1)
             self.figures[key] = value
+        return live
 
+    def _build_quality(self) -> QGroupBox:
         quality = QGroupBox("Speed, memory and quality per configuration")
         self.measure_button = QPushButton("Measure perplexity")
         self.measure_button.setToolTip("Perplexity on a fixed text shipped with the app (lower is better)")
@@ -106,29 +133,18 @@ class EnginePanel(QWidget):
         top.addWidget(self.measure_button)
         quality_layout.addLayout(top)
         quality_layout.addWidget(self.quality_table)
+        return quality
 
+    def _build_notices(self) -> QGroupBox:
         notices = QGroupBox("Engine notices")
         self.notice_list = QListWidget()
         self.notice_list.setMaximumHeight(90)
         self.notice_list.addItem("None yet: out-of-memory back-offs and other engine events appear here.")
-        self._notices_shown = 0
         QVBoxLayout(notices).addWidget(self.notice_list)
+        return notices
 
-        left = QVBoxLayout()
-        left.addWidget(knobs)
-        left.addWidget(live)
-        left.addStretch(1)
-        right = QVBoxLayout()
-        right.addWidget(quality, 1)
-        right.addWidget(notices)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(12, 10, 12, 12)
-        layout.addLayout(left, 2)
-        layout.addLayout(right, 3)
-
-        for box in (self.max_batch_size, self.max_prefill_tokens, self.queue_limit):
-            box.valueChanged.connect(self.apply_knobs)
-        for box in (self.max_wait_ms, self.target_p99_ms):
+    def _connect(self, adapter: EngineAdapter) -> None:
+        for box in (self.max_batch_size, self.max_prefill_tokens, self.queue_limit, self.max_wait_ms, self.target_p99_ms):
             box.valueChanged.connect(self.apply_knobs)
         self.adaptive.toggled.connect(self.apply_knobs)
         self.response_cache.toggled.connect(self.apply_knobs)
@@ -138,9 +154,29 @@ class EnginePanel(QWidget):
         adapter.generation_finished.connect(self._reply_finished)
         adapter.perplexity_measured.connect(self._perplexity_measured)
         adapter.perplexity_failed.connect(self._perplexity_failed)
-        self.timer = QTimer(self)
-        self.timer.timeout.connect(self.refresh)
-        self.timer.start(self.REFRESH_MS)
+
+    def apply_permissions(self, can) -> None:
+        """Knobs for those who may configure the engine, perplexity for those who may chat (the core checks again)."""
+        for widget in self._knob_widgets():
+            widget.setEnabled(can(Permission.ENGINE_CONFIGURE))
+        self.measure_button.setVisible(can(Permission.CHAT_USE))
+
+    def apply_saved_settings(self, changed: dict) -> None:
+        """Saved batching settings apply to the running engine at once, and the knobs show them.
+        Raises the core's error (EngineError, ConsoleError) when the engine refuses them."""
+        knobs = {key.removeprefix("engine."): value for key, value in changed.items() if key in SAVED_KNOBS}
+        if not knobs:
+            return
+        self.core.configure_engine(self.session.principal, **knobs)
+        self.show_engine_knobs()
+
+    def show_engine_knobs(self) -> None:
+        """Show the knobs the engine runs with now (after saved settings or the lab's Apply changed them)."""
+        applied = self.core.engine_settings
+        for box, value in ((self.max_batch_size, applied.max_batch_size), (self.max_wait_ms, applied.max_wait_ms)):
+            box.blockSignals(True)  # show the values; the engine already has them
+            box.setValue(value)
+            box.blockSignals(False)
 
     # --- knobs -------------------------------------------------------------------------------------------
     def apply_knobs(self) -> None:
@@ -161,6 +197,15 @@ class EnginePanel(QWidget):
         self.knob_error.setText("")
 
     # --- live figures ------------------------------------------------------------------------------------
+    def _refresh_if_shown(self) -> None:
+        """The timer's tick: figures nobody sees are not worth the UI thread's time while a reply streams."""
+        if self.isVisible():
+            self.refresh()
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        self.refresh()
+
     def refresh(self) -> None:
         """The live figures, for those who may see metrics (checked first: a refusal would be audited twice a second)."""
         if not self.session.can(Permission.METRICS_VIEW):
@@ -224,6 +269,6 @@ class EnginePanel(QWidget):
             row = self.quality_table.rowCount()
             self.quality_table.insertRow(row)
             self._rows[key] = row
-            for column, text in enumerate((info.name, f"{info.precision} · {info.device}", format_bytes(info.weight_bytes), "–", "–")):
+            for column, text in enumerate((info.name, f"{info.precision} · {info.device}", format_size(info.weight_bytes), "–", "–")):
                 self.quality_table.setItem(row, column, QTableWidgetItem(text))
         return self._rows[key]

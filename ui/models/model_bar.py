@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable, Collection
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -14,23 +16,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.access.permissions import Permission
+from console.units import format_parameters, format_size
 from engine import LoadedModelInfo, ModelSpec
 from engine.weights.devices import DEVICES, PRECISIONS, cuda_available
 
 DEFAULT_ENTRY = "default"
-
-
-def format_bytes(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
-
-
-def format_parameters(count: int) -> str:
-    return f"{count / 1e9:.2f}B" if count >= 1e9 else f"{count / 1e6:.0f}M"
+SETTING_KEYS = ("engine.precision", "engine.device")  # the stored defaults this bar shows
 
 
 class ModelBar(QWidget):
@@ -102,6 +94,25 @@ class ModelBar(QWidget):
         self.browse_file_button.clicked.connect(self._browse_file)
         self.browse_folder_button.clicked.connect(self._browse_folder)
 
+    def apply_settings(self, setting: Callable[[str], object], changed: Collection[str] | None = None) -> None:
+        """The stored defaults of the next load: precision and device (all of them, or those in `changed`).
+        A device this machine lacks (cuda without a GPU) stays unselected."""
+        if changed is not None and not set(changed) & set(SETTING_KEYS):
+            return
+        self.precision_combo.setCurrentText(setting("engine.precision"))
+        index = self.device_combo.findText(setting("engine.device"))
+        if index >= 0 and self.device_combo.model().item(index).isEnabled():
+            self.device_combo.setCurrentIndex(index)
+
+    def apply_permissions(self, can: Callable[[str], bool], model_loaded: bool) -> None:
+        """Load controls for those who may load (the core checks again)."""
+        may_load = can(Permission.MODEL_LOAD)
+        for widget in (self.load_button, self.browse_file_button, self.browse_folder_button):
+            widget.setEnabled(may_load)
+        self.unload_button.setEnabled(may_load and model_loaded)
+        if not may_load and not model_loaded:
+            self.status_label.setText("No model loaded — ask an operator to load one.")
+
     def selected_spec(self) -> ModelSpec:
         precision, device = self.precision_combo.currentText(), self.device_combo.currentText()
         data = self.model_combo.currentData()
@@ -169,7 +180,7 @@ class ModelBar(QWidget):
         self.progress.setVisible(False)
         self._set_status(
             f"● {info.name} · {info.architecture} · {format_parameters(info.parameters)} parameters · "
-            f"{info.precision} · {info.device} · weights {format_bytes(info.weight_bytes)} · "
+            f"{info.precision} · {info.device} · weights {format_size(info.weight_bytes)} · "
             f"context {info.context_length:,} · loaded in {info.load_seconds:.1f} s",
             "ok",
         )

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.access.permissions import Permission
 from console.registry.checksums import HashProgress
 from console.errors import ConsoleError
 from console.registry.records import VerificationReport, VersionRecord
@@ -58,6 +59,30 @@ class ModelsPanel(QWidget):
         self._default_id: int | None = -1  # unknown until the first refresh
         self._closed = False  # after shutdown the database is closed: late signals are ignored
 
+        actions = self._build_actions()
+        self.table = record_table(VERSION_COLUMNS)
+        self.table.setObjectName("versionsTable")
+        self.empty_hint = QLabel("No model registered yet — import a Hugging Face folder or a GGUF file.")
+        self.empty_hint.setObjectName("emptyHint")
+        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.progress_box = self._build_progress()
+        self.notice = QLabel("")
+        self.notice.setObjectName("registryNotice")
+        self.notice.setWordWrap(True)
+        self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.notice.setVisible(False)
+        self.details = VersionDetails(self.registry, self.session)
+        self._lay_out(actions)
+        self._connect_actions()
+        self._connect_jobs()
+        self.schedule_timer = QTimer(self)
+        self.schedule_timer.setInterval(SCHEDULE_CHECK_MS)
+        self.schedule_timer.timeout.connect(self.run_scheduled_verification)
+        self.schedule_timer.start()
+        self.refresh()
+
+    def _build_actions(self) -> QHBoxLayout:
+        """The registry's buttons and the re-hash schedule, in one row."""
         self.import_folder_button = QPushButton("Import folder…")
         self.import_folder_button.setToolTip("Register a Hugging Face model folder (new model or new version)")
         self.import_gguf_button = QPushButton("Import GGUF…")
@@ -80,7 +105,6 @@ class ModelsPanel(QWidget):
         self.schedule.setSpecialValueText("off")
         self.schedule.setToolTip("Fully re-hash a version when its last full check is older than this (0: off)")
         self.schedule.setValue(int(round(self.registry.verify_interval_hours(self.session.principal))))
-
         actions = QHBoxLayout()
         for button in (self.import_folder_button, self.import_gguf_button, self.verify_button, self.load_button,
                        self.default_button, self.retire_button, self.export_button, self.check_manifest_button):
@@ -88,13 +112,10 @@ class ModelsPanel(QWidget):
         actions.addStretch(1)
         actions.addWidget(QLabel("Re-hash every"))
         actions.addWidget(self.schedule)
+        return actions
 
-        self.table = record_table(VERSION_COLUMNS)
-        self.table.setObjectName("versionsTable")
-        self.empty_hint = QLabel("No model registered yet — import a Hugging Face folder or a GGUF file.")
-        self.empty_hint.setObjectName("emptyHint")
-        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-
+    def _build_progress(self) -> QWidget:
+        """A running job's progress: what it hashes, a bar and Cancel (hidden while no job runs)."""
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
@@ -106,17 +127,12 @@ class ModelsPanel(QWidget):
         progress_row.addWidget(self.progress_label, 1)
         progress_row.addWidget(self.progress, 1)
         progress_row.addWidget(self.cancel_button)
-        self.progress_box = QWidget()
-        self.progress_box.setLayout(progress_row)
-        self.progress_box.setVisible(False)
-        self.notice = QLabel("")
-        self.notice.setObjectName("registryNotice")
-        self.notice.setWordWrap(True)
-        self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.notice.setVisible(False)
+        box = QWidget()
+        box.setLayout(progress_row)
+        box.setVisible(False)
+        return box
 
-        self.details = VersionDetails(self.registry, self.session)
-
+    def _lay_out(self, actions: QHBoxLayout) -> None:
         top = QWidget()
         top_layout = QVBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 0, 0)
@@ -133,6 +149,7 @@ class ModelsPanel(QWidget):
         layout.addWidget(self.notice)
         layout.addWidget(splitter, 1)
 
+    def _connect_actions(self) -> None:
         self.import_folder_button.clicked.connect(self._browse_folder)
         self.import_gguf_button.clicked.connect(self._browse_gguf)
         self.verify_button.clicked.connect(self.verify_selected)
@@ -145,17 +162,21 @@ class ModelsPanel(QWidget):
         self.cancel_button.clicked.connect(self.jobs.cancel)
         self.schedule.valueChanged.connect(self._set_schedule)
         self.table.itemSelectionChanged.connect(self._show_selected)
+
+    def _connect_jobs(self) -> None:
         self.jobs.job_started.connect(self._job_started)
         self.jobs.job_progress.connect(self._job_progress)
         self.jobs.job_finished.connect(self._job_finished)
         self.jobs.job_failed.connect(self._job_failed)
         self.jobs.job_cancelled.connect(self._job_cancelled)
         self.jobs.changed.connect(self.refresh)
-        self.schedule_timer = QTimer(self)
-        self.schedule_timer.setInterval(SCHEDULE_CHECK_MS)
-        self.schedule_timer.timeout.connect(self.run_scheduled_verification)
-        self.schedule_timer.start()
-        self.refresh()
+
+    def apply_permissions(self, can) -> None:
+        """Show the registry's actions to those who may take them (the registry checks again)."""
+        for button in (self.import_folder_button, self.import_gguf_button, self.verify_button,
+                       self.default_button, self.retire_button):
+            button.setVisible(can(Permission.MODEL_REGISTER))
+        self.load_button.setVisible(can(Permission.MODEL_LOAD))
 
     # --- reading the registry ----------------------------------------------------------------------------
     def refresh(self) -> None:

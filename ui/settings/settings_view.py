@@ -22,21 +22,12 @@ from PySide6.QtWidgets import (
 )
 
 from console.access.permissions import Permission
-from console.settings.store import SETTINGS, SettingSpec
+from console.settings.store import SETTINGS, Choice, NumberRange, SettingSpec
 from console.errors import ConsoleError
-from engine.batching_settings import MAX_WAIT_CAP_MS
-from engine.weights.devices import DEVICES, PRECISIONS
-from engine.compile_settings import COMPILE_MODES
 from ui.widgets.spin_boxes import double_spin_box, int_spin_box
 from ui.access.users_view import UsersView
 from ui.access.desktop_session import DesktopSession
 
-_CHOICES = {"engine.device": DEVICES, "engine.precision": PRECISIONS, "engine.compile": COMPILE_MODES, "prometheus.host": ("127.0.0.1", "::1", "localhost", "0.0.0.0")}
-_RANGES = {  # the widget's range and unit; the settings store validates again
-    "engine.max_batch_size": (1, 1024, " requests"), "engine.max_wait_ms": (0, MAX_WAIT_CAP_MS, " ms"),
-    "engine.max_new_tokens": (1, 32768, " tokens"), "telemetry.interval_s": (0.1, 60, " s"),
-    "prometheus.port": (1024, 65535, ""), "security.idle_lock_minutes": (0, 1440, " min"),
-}
 _HINTS = {  # shown under a field, beside the spec's own help
     "prometheus.host": "127.0.0.1 serves this machine only; 0.0.0.0 serves every network interface",
 }
@@ -48,18 +39,17 @@ class SettingField:
 
     def __init__(self, spec: SettingSpec, value):
         self.spec = spec
-        if spec.key in _CHOICES:
+        check = spec.check  # the store's own check says which widget fits, and its range
+        if isinstance(check, Choice):
             self.widget = QComboBox()
-            self.widget.addItems(list(_CHOICES[spec.key]))
+            self.widget.addItems(list(check.options))
         elif isinstance(spec.default, bool):
             self.widget = QCheckBox("on")
-        elif isinstance(spec.default, int):
-            low, high, suffix = _RANGES[spec.key]
-            self.widget = int_spin_box(int(low), int(high), 0, spec.help or spec.label)
-            self.widget.setSuffix(suffix)
-        elif isinstance(spec.default, float):
-            low, high, suffix = _RANGES[spec.key]
-            self.widget = double_spin_box(low, high, 0.5, 0.0, spec.help or spec.label, suffix)
+        elif isinstance(check, NumberRange) and check.kind is int:
+            self.widget = int_spin_box(int(check.low), int(check.high), 0, spec.help or spec.label)
+            self.widget.setSuffix(check.unit)
+        elif isinstance(check, NumberRange):
+            self.widget = double_spin_box(check.low, check.high, 0.5, 0.0, spec.help or spec.label, check.unit)
         else:  # JSON: the alert rules
             self.widget = QPlainTextEdit()
             self.widget.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
