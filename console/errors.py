@@ -81,9 +81,14 @@ class FileProblem:
     path: str
     expected_sha256: str
     found_sha256: str | None  # None: not hashed (missing, or changed size)
-    reason: str  # "changed", "missing", "unreadable", "unstable", "extra"
+    reason: str  # "changed", "missing", "unreadable", "unstable", "extra", "added", "unsafe"
+    detail: str = ""  # for "unsafe": why the entry must not be read (a link out of the folder, a loop)
 
     def describe(self) -> str:
+        if self.reason == "added":
+            return f"{self.path} was added after the import: it is not in the version's file list, yet a load would read it"
+        if self.reason == "unsafe":
+            return self.detail.rstrip(".")
         if self.reason == "missing":
             return f"{self.path} is missing (expected SHA-256 {self.expected_sha256})"
         if self.reason == "unreadable":
@@ -110,3 +115,16 @@ class ChecksumMismatch(RegistryError):
         self.problems = list(problems)
         first = self.problems[0]
         self.file, self.expected, self.found = first.path, first.expected_sha256, first.found_sha256
+
+
+# --- memory and the tuning lab ------------------------------------------------------------------------------
+class MemoryWontFit(ConsoleError):
+    """A load's memory estimate exceeds what the device has free; the load was not started."""
+
+    def __init__(self, message: str, estimate):
+        super().__init__(message)
+        self.estimate = estimate  # engine.weights.memory_estimate.MemoryEstimate
+
+
+class LabError(ConsoleError):
+    """A sweep cannot be planned, run, resumed or applied as asked; the message says why."""

@@ -1,4 +1,4 @@
-"""In-process inference engine: model loading, sampling, the scheduler thread and request streams.
+"""In-process inference engine: model loading, sampling, the loop thread with its scheduler, request streams.
 
 Knows nothing of Qt, users or SQLite; `console/` drives it and `ui/` draws it.
 """
@@ -19,10 +19,11 @@ from engine.errors import (
     NoModelLoaded,
     PrecisionUnsupported,
     PromptTooLong,
+    SamplingFailed,
 )
 from engine.weights.loader import LoadedModelInfo, ModelSpec
 from engine.request import FinishReason, GenerationRequest, GenerationResult, RequestHandle, StreamEvent
-from engine.sampling import SamplingParams
+from engine.sampling_params import SamplingParams
 
 __all__ = [
     "DeviceUnavailable",
@@ -40,6 +41,7 @@ __all__ = [
     "PrecisionUnsupported",
     "PromptTooLong",
     "RequestHandle",
+    "SamplingFailed",
     "SamplingParams",
     "StreamEvent",
 ]

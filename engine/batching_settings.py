@@ -1,4 +1,4 @@
-"""The live batching knobs: read by the scheduler at every step, so a change applies without a reload."""
+"""The live batching knobs: read by the scheduler (engine/scheduler.py) at every step, no reload needed."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from dataclasses import dataclass, fields, replace
 from engine.errors import InvalidRequest
 
 MAX_WAIT_CAP_MS = 200.0
+MAX_BATCH_SIZE = 1024  # the knob's upper limit: the settings and the Engine tab take it from here
+MAX_THREADS = 1024  # the Threads knob's upper limit (0 adapts), taken from here as the batch size's is
 
 
 @dataclass(frozen=True)
@@ -23,8 +25,8 @@ class BatchingSettings:
 
     def validate(self) -> "BatchingSettings":
         problems = []
-        if not 1 <= self.max_batch_size <= 1024:
-            problems.append(f"max batch size must be 1 to 1024 (got {self.max_batch_size})")
+        if not 1 <= self.max_batch_size <= MAX_BATCH_SIZE:
+            problems.append(f"max batch size must be 1 to {MAX_BATCH_SIZE} (got {self.max_batch_size})")
         if not 0 <= self.max_wait_ms <= MAX_WAIT_CAP_MS:
             problems.append(f"max wait must be 0 to {MAX_WAIT_CAP_MS:.0f} ms (got {self.max_wait_ms})")
         if self.max_prefill_tokens < 1:
@@ -33,8 +35,8 @@ class BatchingSettings:
             problems.append(f"queue limit must be at least 1 (got {self.queue_limit})")
         if self.target_p99_ms <= 0:
             problems.append(f"the p99 target must be above 0 ms (got {self.target_p99_ms})")
-        if not 0 <= self.threads <= 1024:
-            problems.append(f"threads must be 0 (adapt) to 1024 (got {self.threads})")
+        if not 0 <= self.threads <= MAX_THREADS:
+            problems.append(f"threads must be 0 (adapt) to {MAX_THREADS} (got {self.threads})")
         if self.adaptive_max_batch_size < 1:
             problems.append("the adaptive batch size cap must be at least 1")
         if problems:

@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Callable
 
 from engine.batching_settings import BatchingSettings
+from engine.compile_settings import COMPILE_MODES
 from engine.errors import EngineBusy, InvalidRequest
 from engine.forward.lean_decoder import wait_for_background_compiles
+from engine.weights import gguf_cache
 from engine.weights.loader import LoadedModelInfo, ModelSpec, ProgressCallback, load_model
 from engine.metrics import EngineSnapshot
+from engine.loop import EngineLoop
 from engine.request import GenerationRequest, GenerationResult, RequestHandle, StreamEvent
-from engine.scheduler import Scheduler
 
 
 class InferenceEngine:
@@ -21,12 +23,13 @@ class InferenceEngine:
         """`lean_decoder=False` runs every model on transformers' own forward pass (to compare the two);
         `compile_decode` is "auto", "on" or "off" (see `compile_decode`)."""
         self.cache_dir = Path(cache_dir)
-        self._scheduler = Scheduler(settings, lean_decoder, compile_decode)
+        gguf_cache.clean_stale_conversions(self.cache_dir / "gguf")  # what killed conversions left behind
+        self._loop = EngineLoop(settings, lean_decoder, compile_decode)
         self._load_lock = threading.Lock()
 
     @property
     def model_info(self) -> LoadedModelInfo | None:
-        loaded = self._scheduler.loaded
+        loaded = self._loop.loaded
         return loaded.info if loaded is not None else None
 
     @property
@@ -36,29 +39,27 @@ class InferenceEngine:
     @property
     def lean_decoder(self) -> bool:
         """Run Llama-family models on the lean decoder (engine/lean_decoder.py); a change applies at the next load."""
-        return self._scheduler.lean_decoder
+        return self._loop.lean_decoder
 
     @lean_decoder.setter
     def lean_decoder(self, value: bool) -> None:
-        self._scheduler.lean_decoder = bool(value)
+        self._loop.lean_decoder = bool(value)
 
     @property
     def compile_decode(self) -> str:
         """torch.compile for the lean decode step, from the next load: "on", "off" or "auto" (on a GPU only).
         A GPU compiles while loading; a CPU compiles in the background."""
-        return self._scheduler.compile_decode
+        return self._loop.compile_decode
 
     @compile_decode.setter
     def compile_decode(self, mode: str) -> None:
-        from engine.scheduler import COMPILE_MODES
-
         if mode not in COMPILE_MODES:
             raise InvalidRequest(f"Compile mode must be one of {', '.join(COMPILE_MODES)} (got {mode!r}).")
-        self._scheduler.compile_decode = mode
+        self._loop.compile_decode = mode
 
     @property
     def settings(self) -> BatchingSettings:
-        return self._scheduler.settings
+        return self._loop.settings
 
     def load(self, spec: ModelSpec, progress: ProgressCallback | None = None) -> LoadedModelInfo:
         """Load a model and make it the one that serves requests. Blocking; run it off the UI thread."""
@@ -66,7 +67,7 @@ class InferenceEngine:
             raise EngineBusy("A model is already loading. Wait for it to finish.")
         try:
             loaded = _in_short_lived_thread(lambda: load_model(spec, self.cache_dir, progress or (lambda _f, _m: None)))
-            self._scheduler.swap_model(loaded)
+            self._loop.swap_model(loaded)
             return loaded.info
         finally:
             self._load_lock.release()
@@ -79,31 +80,25 @@ class InferenceEngine:
             raise EngineBusy("A model is already loading. Wait for it to finish.")
         try:
             loaded = _in_short_lived_thread(lambda: build_random_model(shape, tokenizer, device, precision))
-            self._scheduler.swap_model(loaded)
+            self._loop.swap_model(loaded)
             return loaded.info
         finally:
             self._load_lock.release()
 
     def run_on_model(self, task, timeout: float | None = None):
-        """Run `task(loaded_model)` on the scheduler thread between steps and return its result.
+        """Run `task(loaded_model)` on the engine's loop thread between steps and return its result.
 
         For benchmarks and diagnostics that need the model itself (baselines, perplexity)."""
-        return self._scheduler.run_on_model(task).result(timeout)
+        return self._loop.run_on_model(task).result(timeout)
 
     def unload(self) -> None:
-        self._scheduler.swap_model(None)
+        self._loop.swap_model(None)
 
     def submit(self, request: GenerationRequest, on_event: Callable[[StreamEvent], None] | None = None) -> RequestHandle:
         """Queue a request; returns at once with a handle that streams its text."""
-        request.params.validate()
-        if request.messages is None and not (request.prompt or "").strip():
-            raise InvalidRequest("The prompt is empty. Type a message first.")
-        if request.messages is not None:
-            user_texts = [m.get("content", "") for m in request.messages if m.get("role") == "user"]
-            if not any(text.strip() for text in user_texts):
-                raise InvalidRequest("The message is empty. Type a message first.")
+        request.validate()
         handle = RequestHandle(request, on_event)
-        self._scheduler.submit(handle)
+        self._loop.submit(handle)
         return handle
 
     def generate(self, request: GenerationRequest, timeout: float | None = None) -> GenerationResult:
@@ -112,29 +107,29 @@ class InferenceEngine:
     def configure(self, **changes) -> BatchingSettings:
         """Change batching knobs live (max_batch_size, max_wait_ms, max_prefill_tokens, queue_limit, adaptive,
         target_p99_ms, response_cache); raises InvalidRequest naming any bad value."""
-        return self._scheduler.configure(**changes)
+        return self._loop.configure(**changes)
 
     def perplexity(self, text: str, timeout: float | None = None) -> float:
-        """Perplexity of the loaded model on `text`, computed on the scheduler thread between steps."""
+        """Perplexity of the loaded model on `text`, computed on the loop thread between steps."""
         from engine.weights.perplexity import perplexity
 
         return self.run_on_model(lambda loaded: perplexity(loaded, text), timeout)
 
     def snapshot(self) -> EngineSnapshot:
         """Current engine figures (throughput, latency percentiles, queue and batch state); any thread."""
-        return self._scheduler.snapshot()
+        return self._loop.snapshot()
 
     def notices(self) -> list[tuple[float, str]]:
         """Recent events the user should know of (out-of-memory back-offs), oldest first."""
-        return list(self._scheduler.notices)
+        return list(self._loop.notices)
 
     def queue_counts(self) -> tuple[int, int]:
-        return self._scheduler.counts()
+        return self._loop.counts()
 
     def shutdown(self, timeout: float = 10.0, compile_timeout: float = 120.0) -> None:
-        """Stop the scheduler thread, then wait for a background compile still running (about 20 s at most
+        """Stop the loop thread, then wait for a background compile still running (about 20 s at most
         on a CPU): leaving the process in the middle of one would abort it."""
-        self._scheduler.stop(timeout)
+        self._loop.stop(timeout)
         wait_for_background_compiles(compile_timeout)
 
 
@@ -142,7 +137,7 @@ def _in_short_lived_thread(work):
     """Run `work` in a thread that ends afterwards, and return its result (or raise its error).
 
     Measured here: once a long-lived thread (the CLI's main thread, say) has run PyTorch's OpenMP-parallel
-    ops, the scheduler thread's own parallel ops run about twice as slowly (two OpenMP pools competing for
+    ops, the loop thread's own parallel ops run about twice as slowly (two OpenMP pools competing for
     the cores). A thread's pool goes away with the thread, so the heavy work of loading happens in one.
     """
     outcome: dict = {}

@@ -31,3 +31,7 @@ class InvalidRequest(EngineError):
 
 class PromptTooLong(InvalidRequest):
     """The prompt does not fit in the model's context window."""
+
+
+class SamplingFailed(EngineError):
+    """The next token of one request could not be sampled (the model's scores were unusable)."""

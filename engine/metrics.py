@@ -1,6 +1,6 @@
 """Engine figures: throughput, time to first token and latency percentiles, queue and batch state.
 
-The scheduler records into `EngineMetrics`; anyone may take a `snapshot()` from any thread.
+The engine loop records into `EngineMetrics`; anyone may take a `snapshot()` from any thread.
 """
 
 from __future__ import annotations

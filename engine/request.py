@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import enum
 import itertools
+import logging
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from engine.errors import EngineError
-from engine.sampling import SamplingParams
+from engine.errors import EngineError, InvalidRequest
+from engine.sampling_params import SamplingParams
+
+log = logging.getLogger(__name__)
 
 
 class FinishReason(str, enum.Enum):
@@ -46,6 +49,33 @@ class GenerationRequest:
     params: SamplingParams = field(default_factory=SamplingParams)
     request_id: int = field(default_factory=lambda: next(_request_ids))
     submitted_at: float = field(default_factory=time.perf_counter)
+
+    def validate(self) -> None:
+        """Raise InvalidRequest for what a user can get wrong, before any work (or a model load) starts."""
+        self.params.validate()
+        if self.messages is None and not (self.prompt or "").strip():
+            raise InvalidRequest("The prompt is empty. Type a message first.")
+        texts = [("the prompt", self.prompt or "")] + [
+            (f"the {message.get('role', 'chat')} message", message.get("content", "")) for message in self.messages or []
+        ] + [("a stop string", stop) for stop in self.params.stop]
+        for what, text in texts:
+            check_text(text, what)
+        if self.messages is not None:
+            user_texts = [m.get("content", "") for m in self.messages if m.get("role") == "user"]
+            if not any(text.strip() for text in user_texts):
+                raise InvalidRequest("The message is empty. Type a message first.")
+
+
+def check_text(text: str, what: str) -> None:
+    """Refuse text that is not valid Unicode: bytes that were not UTF-8 (a terminal in another encoding) arrive
+    as lone surrogates, which no tokenizer can encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidRequest(
+            f"{what[0].upper()}{what[1:]} holds bytes that are not UTF-8 text (at character {error.start + 1}). "
+            "Set the terminal to UTF-8, or retype the text."
+        ) from None
 
 
 @dataclass
@@ -94,7 +124,9 @@ class GenerationFailed(EngineError):
 class RequestHandle:
     """The caller's side of a request: iterate for text pieces, `cancel()`, or wait for `result()`.
 
-    The callback, if given, runs on the scheduler thread: it must return quickly (queue or emit a signal).
+    The callback, if given, runs on the engine's loop thread: it must return quickly (queue or emit a
+    signal). If it raises, this request ends with an error; the others carry on.
+    The producer methods below (`emit_text`, `finish`, `add_finish_listener`) belong to the engine.
     """
 
     def __init__(self, request: GenerationRequest, on_event: Callable[[StreamEvent], None] | None = None):
@@ -105,6 +137,7 @@ class RequestHandle:
         self._cancelled = threading.Event()
         self._result: GenerationResult | None = None
         self._finish_listeners: list[Callable[[GenerationResult], None]] = []
+        self.callback_error: Exception | None = None  # the first error the callback raised
 
     @property
     def request_id(self) -> int:
@@ -119,7 +152,7 @@ class RequestHandle:
         return self._cancelled.is_set()
 
     def cancel(self) -> None:
-        """Ask the scheduler to stop this request; it finishes with reason `cancelled` at the next step."""
+        """Ask the engine to stop this request; it finishes with reason `cancelled` at the next step."""
         self._cancelled.set()
 
     def result(self, timeout: float | None = None) -> GenerationResult:
@@ -137,12 +170,18 @@ class RequestHandle:
                 return
             yield event.text
 
-    # Called by the scheduler thread only.
-    def _emit_text(self, text: str) -> None:
+    # --- producer side: called by the engine's loop thread only, never by a caller ---------------------
+    def add_finish_listener(self, listener: Callable[[GenerationResult], None]) -> None:
+        """Call `listener(result)` when the request finishes, before its final event is published."""
+        self._finish_listeners.append(listener)
+
+    def emit_text(self, text: str) -> None:
+        """Stream a piece of the reply (nothing for an empty piece)."""
         if text:
             self._publish(StreamEvent(self.request_id, text=text))
 
-    def _finish(self, result: GenerationResult) -> None:
+    def finish(self, result: GenerationResult) -> None:
+        """End the request with its result; a second call does nothing."""
         if self._done.is_set():
             return
         self._result = result
@@ -152,6 +191,12 @@ class RequestHandle:
         self._publish(StreamEvent(self.request_id, result=result))
 
     def _publish(self, event: StreamEvent) -> None:
-        self._pieces.put(event)
-        if self._on_event is not None:
+        self._pieces.put(event)  # first: iterating and result() see the event whatever the callback does
+        if self._on_event is None:
+            return
+        try:
             self._on_event(event)
+        except Exception as error:  # the caller's code must not break the engine's loop: it ends this request
+            if self.callback_error is None:
+                log.exception("the stream callback of request %d raised", self.request_id)
+                self.callback_error = error

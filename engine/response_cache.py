@@ -7,7 +7,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from engine.request import FinishReason
-from engine.sampling import SamplingParams
+from engine.sampling_params import SamplingParams
 
 CACHEABLE = {FinishReason.END_OF_TEXT, FinishReason.STOP_STRING, FinishReason.MAX_TOKENS, FinishReason.CONTEXT_FULL}
 

@@ -1,47 +1,16 @@
-"""Sampling parameters of one request and the function that picks the next token from logits."""
+"""Picking the next token from logits: per-request generators, the repetition penalty, temperature, top-k, top-p.
+
+The parameters themselves are in engine/sampling_params.py (re-exported here).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 
-from engine.errors import InvalidRequest
+from engine.errors import SamplingFailed
+from engine.sampling_params import SamplingParams
 
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """How one request is sampled. temperature 0 means greedy decoding."""
-
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 40
-    repetition_penalty: float = 1.1
-    max_new_tokens: int = 256
-    stop: tuple[str, ...] = field(default_factory=tuple)
-    seed: int | None = None
-    ignore_eos: bool = False  # keep generating past end-of-text (benchmarks: a fixed number of tokens)
-
-    def validate(self) -> None:
-        problems = []
-        if not 0.0 <= self.temperature <= 5.0:
-            problems.append(f"temperature must be between 0 and 5 (got {self.temperature})")
-        if not 0.0 < self.top_p <= 1.0:
-            problems.append(f"top-p must be above 0 and at most 1 (got {self.top_p})")
-        if self.top_k < 0:
-            problems.append(f"top-k must be 0 (off) or more (got {self.top_k})")
-        if not 0.5 <= self.repetition_penalty <= 3.0:
-            problems.append(f"repetition penalty must be between 0.5 and 3 (got {self.repetition_penalty})")
-        if self.max_new_tokens < 1:
-            problems.append(f"max new tokens must be at least 1 (got {self.max_new_tokens})")
-        if any(not s for s in self.stop):
-            problems.append("stop strings must not be empty")
-        if problems:
-            raise InvalidRequest("Invalid sampling settings: " + "; ".join(problems) + ".")
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0.0
+__all__ = ["SamplingParams", "apply_repetition_penalty", "make_generator", "needs_seen_ids", "sample_next_token"]
 
 
 def make_generator(seed: int | None, device: torch.device) -> torch.Generator:
@@ -79,7 +48,9 @@ def sample_next_token(
         logits = apply_repetition_penalty(logits, seen_ids, params.repetition_penalty)
     if params.greedy:
         return int(torch.argmax(logits))
-    logits = logits / params.temperature
+    # NaN scores are never picked and +inf ones (a float16 overflow) become the largest float, so the
+    # softmax below stays finite; a row without a single usable score is refused below.
+    logits = torch.nan_to_num(logits / params.temperature, nan=float("-inf"), posinf=torch.finfo(logits.dtype).max)
     if 0 < params.top_k < logits.shape[-1]:
         threshold = torch.topk(logits, params.top_k).values[-1]
         logits = logits.masked_fill(logits < threshold, float("-inf"))
@@ -91,4 +62,9 @@ def sample_next_token(
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, sorted_index, sorted_logits)
     probabilities = torch.softmax(logits, dim=-1)
+    if not bool(torch.isfinite(probabilities).all()):
+        raise SamplingFailed(
+            "The model gave no usable scores for the next token (NaN), so this request was stopped. "
+            "Try another precision (fp32 or bf16) or another model."
+        )
     return int(torch.multinomial(probabilities, 1, generator=generator))

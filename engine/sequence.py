@@ -32,17 +32,34 @@ class Sequence:
     def params(self):
         return self.handle.request.params
 
+    @property
+    def token_count(self) -> int:
+        """Tokens a prefill of this sequence runs: its prompt and what it generated before a preemption."""
+        return len(self.prompt_ids) + len(self.generated)
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.handle.cancel_requested
+
+    @property
+    def done(self) -> bool:
+        return self.handle.done
+
     def append(self, token_id: int) -> None:
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
         self.generated.append(token_id)
+
+    def read_text(self, token_id: int) -> tuple[str, bool]:
+        """Decode the newest token: (text safe to stream now, whether a stop string was hit)."""
+        return self.stop_matcher.feed(self.detokenizer.push(token_id))
 
     def seen_ids(self, device: torch.device) -> torch.Tensor:
         """Prompt and generated ids, for the repetition penalty (built only when a penalty applies)."""
         return torch.tensor(self.prompt_ids + self.generated, device=device)
 
     def finish(self, reason: FinishReason, error: str | None = None) -> GenerationResult:
-        self.handle._emit_text(self.stop_matcher.flush() if reason is not FinishReason.STOP_STRING else "")
+        self.handle.emit_text(self.stop_matcher.flush() if reason is not FinishReason.STOP_STRING else "")
         now = time.perf_counter()
         submitted = self.handle.request.submitted_at
         count = len(self.generated)
@@ -59,13 +76,13 @@ class Sequence:
             error=error,
             queue_wait_s=max(0.0, self.admitted_at - submitted),
         )
-        self.handle._finish(result)
+        self.handle.finish(result)
         return result
 
 
 def fail_handle(handle: RequestHandle, reason: FinishReason, error: str | None = None) -> None:
     """Finish a request that never started running (rejected, cancelled while queued, or failed to prepare)."""
-    handle._finish(
+    handle.finish(
         GenerationResult(
             request_id=handle.request_id,
             text="",

@@ -75,10 +75,10 @@ def main() -> int:
     apply_style(app)
     core = ConsoleCore(data_dir=DATA_DIR)  # the script's own: keeps the converted GGUF between runs
     try:
-        core.create_first_admin(SCRIPT_USER, SCRIPT_PASSWORD)  # the window's panels need a signed-in session
+        admin = core.create_first_admin(SCRIPT_USER, SCRIPT_PASSWORD)  # the window's panels need a principal
     except UserError:  # a previous run created it
-        core.sign_in(SCRIPT_USER, SCRIPT_PASSWORD)
-    window = build_main_window(core)
+        admin = core.sign_in(SCRIPT_USER, SCRIPT_PASSWORD)
+    window = build_main_window(core, admin)
     window.resize(1280, 860)
     window.show()
     panel = window.telemetry_panel
@@ -103,7 +103,7 @@ def main() -> int:
     else:
         spec = core.default_model_spec(precision="fp32", device="cpu")
     print(f"loading {spec.name or spec.path} …", flush=True)
-    core.load_model(spec)
+    core.load_model(admin, spec)
 
     params = SamplingParams(temperature=0.8, max_new_tokens=160, seed=1, ignore_eos=True)
     generating = {"on": True}
@@ -128,14 +128,14 @@ def main() -> int:
         name, tab = phases[index]
         window.tabs.setCurrentWidget(tab)
         redraw_costs.clear()
-        before = core.engine.snapshot().generated_tokens_total
+        before = core.engine_snapshot(admin).generated_tokens_total
         probe.start()
         started = time.perf_counter()
 
         def finish() -> None:
             gaps = probe.stop()
             elapsed = time.perf_counter() - started
-            tokens = core.engine.snapshot().generated_tokens_total - before
+            tokens = core.engine_snapshot(admin).generated_tokens_total - before
             results[name] = {
                 "longest": max(gaps), "p99": sorted(gaps)[int(0.99 * (len(gaps) - 1))], "median": statistics.median(gaps),
                 "redraws": len(redraw_costs), "redraw_mean": statistics.mean(redraw_costs) if redraw_costs else 0.0,

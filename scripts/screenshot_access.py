@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from console.core import ConsoleCore  # noqa: E402
+from ui.access.desktop_session import DesktopSession  # noqa: E402
 from ui.access.account_dialogs import ChangePasswordDialog, FirstAdminDialog, SignInDialog  # noqa: E402
 from ui.app import apply_style  # noqa: E402
 from ui.access.audit_view import AuditView  # noqa: E402
@@ -43,32 +44,32 @@ def main() -> int:
     apply_style(app)
     data_dir = Path(tempfile.mkdtemp(prefix="llm-console-access-shots-"))
 
-    first_run = ConsoleCore(data_dir=data_dir)
-    first = FirstAdminDialog(first_run)
+    core = ConsoleCore(data_dir=data_dir)
+    session = DesktopSession(core)
+    first = FirstAdminDialog(session)
     first.show()
     first.user_name.setText(ADMIN)
     first.password.setText("short")
     first.confirm.setText("short")
     first.submit()  # shows the inline "too short" error
     save(first, folder / "first-admin.png")
-    first_run.create_first_admin(ADMIN, PASSWORD)
-    core = first_run
+    admin = session.create_first_admin(ADMIN, PASSWORD)
     for name, role in OTHERS.items():
-        core.access.create_user(core.session, name, PASSWORD, role)
-    core.settings.set(core.session, "engine.max_batch_size", 12)
-    core.access.create_role(core.session, "auditor", {"audit:view", "metrics:view", "settings:view"},
+        core.access.create_user(admin, name, PASSWORD, role)
+    core.settings.set(admin, "engine.max_batch_size", 12)
+    core.access.create_role(admin, "auditor", {"audit:view", "metrics:view", "settings:view"},
                             "Reads the audit log and the metrics")
-    core.access.create_role(core.session, "chatter", {"chat:use"})
-    core.access.create_user(core.session, "cleo", PASSWORD, "chatter")
-    core.sign_out()
+    core.access.create_role(admin, "chatter", {"chat:use"})
+    core.access.create_user(admin, "cleo", PASSWORD, "chatter")
+    session.sign_out()
     for _ in range(2):
         try:
-            core.sign_in("vic", "wrong-password-here")
+            session.sign_in("vic", "wrong-password-here")
         except Exception:  # noqa: BLE001 - only to put failed sign-ins into the log
             pass
-    core.sign_in(ADMIN, PASSWORD)
+    session.sign_in(ADMIN, PASSWORD)
 
-    settings = SettingsView(core)
+    settings = SettingsView(session)
     settings.resize(1180, 1180)
     settings.show()
     settings.fields["prometheus.port"].error.setText("⚠ Prometheus port: must be from 1024 to 65535.")
@@ -76,14 +77,14 @@ def main() -> int:
     save(settings, folder / "settings-admin.png")
     settings.fields["prometheus.port"].error.setVisible(False)
 
-    audit = AuditView(core)
+    audit = AuditView(session)
     audit.resize(1180, 640)
     audit.show()
     audit.verify()
     save(audit, folder / "audit.png")
 
     for dialog, name in ((settings.users.new_user_dialog(), "create-user.png"), (settings.users.new_role_dialog(), "create-role.png"),
-                         (ChangePasswordDialog(core), "change-password.png")):
+                         (ChangePasswordDialog(session), "change-password.png")):
         dialog.show()
         save(dialog, folder / name)
         dialog.close()
@@ -97,20 +98,20 @@ def main() -> int:
     refused.close()
 
     for user, shot in (("vic", "settings-viewer.png"), ("olga", "settings-operator.png"), ("cleo", "settings-denied.png")):
-        core.sign_out()
-        core.sign_in(user, PASSWORD)
+        session.sign_out()
+        session.sign_in(user, PASSWORD)
         settings.refresh_for_session()
         settings.resize(1180, 560)
         save(settings, folder / shot)
 
-    core.sign_out()
-    plain = SignInDialog(core)
+    session.sign_out()
+    plain = SignInDialog(session)
     plain.show()
     plain.user_name.setText("vic")
     plain.password.setText("not-the-password")
     plain.submit()
     save(plain, folder / "sign-in.png")
-    locked = SignInDialog(core, locked_user=ADMIN)
+    locked = SignInDialog(session, locked_user=ADMIN)
     locked.show()
     save(locked, folder / "sign-in-locked.png")
     core.shutdown()

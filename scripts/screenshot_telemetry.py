@@ -27,17 +27,16 @@ DATA_DIR = Path(tempfile.gettempdir()) / "llm-console-screenshot-telemetry"  # k
 SCRIPT_USER, SCRIPT_PASSWORD = "telemetry-shot", "a window on the dashboard"
 
 
-def signed_in_core(data_dir: Path) -> ConsoleCore:
-    """A core on a data directory of this script's own, signed in as its own administrator (the window's panels
-    need a session; the user's real data directory is never touched)."""
+def signed_in_core(data_dir: Path):
+    """A core on a data directory of this script's own and its own administrator's principal (the window's
+    panels need one; the user's real data directory is never touched)."""
     from console.access.control import UserError
 
     core = ConsoleCore(data_dir=data_dir)
     try:
-        core.create_first_admin(SCRIPT_USER, SCRIPT_PASSWORD)
+        return core, core.create_first_admin(SCRIPT_USER, SCRIPT_PASSWORD)
     except UserError:  # a previous run created it
-        core.sign_in(SCRIPT_USER, SCRIPT_PASSWORD)
-    return core
+        return core, core.sign_in(SCRIPT_USER, SCRIPT_PASSWORD)
 
 
 def main() -> int:
@@ -45,7 +44,7 @@ def main() -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     app = QApplication(sys.argv)
     apply_style(app)
-    window = build_main_window(signed_in_core(DATA_DIR))
+    window = build_main_window(*signed_in_core(DATA_DIR))
     window.resize(1280, 860)
     window.show()
     panel = window.telemetry_panel

@@ -18,6 +18,13 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model") / "tiny-llama")
 
 
+@pytest.fixture(scope="session")
+def tiny_gguf(tiny_model_dir, tmp_path_factory) -> Path:
+    from tests.tiny_model import build_tiny_gguf
+
+    return build_tiny_gguf(tmp_path_factory.mktemp("tiny-gguf") / "tiny-llama.gguf", tiny_model_dir)
+
+
 @pytest.fixture
 def tiny_model_copy(tiny_model_dir, tmp_path) -> Path:
     """A private copy that a test may damage."""
@@ -67,7 +74,7 @@ def admin_window(qtbot, tmp_path):
     from tests.access_helpers import admin_core
     from ui.app import build_main_window
 
-    main_window = build_main_window(admin_core(tmp_path / "data"))
+    main_window = build_main_window(*admin_core(tmp_path / "data"))
     qtbot.addWidget(main_window)
     main_window.show()
     yield main_window

@@ -60,9 +60,11 @@ def write_safetensors(path: Path, tensors: dict[str, tuple[str, list[int], bytes
 
 
 def make_hf_folder(folder: Path, weight_bytes: bytes | int = b"\0" * 64, model_type: str = "llama") -> Path:
-    """A Hugging Face-shaped folder: config.json and one safetensors file (`weight_bytes` may be a sparse size)."""
+    """A Hugging Face-shaped folder: config.json, a tokenizer file and one safetensors file (`weight_bytes` may be
+    a sparse size)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps({"model_type": model_type, "torch_dtype": "float32"}))
+    (folder / "tokenizer.json").write_text(json.dumps({"version": "1.0", "model": {"type": "BPE", "vocab": {}}}))
     length = weight_bytes if isinstance(weight_bytes, int) else len(weight_bytes)
     write_safetensors(folder / "model.safetensors", {"weight": ("F32", [length // 4], weight_bytes)})
     return folder

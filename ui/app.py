@@ -10,6 +10,7 @@ from console.core import ConsoleCore
 from console.errors import ConsoleError
 from resources import resource_path
 from ui.access.account_dialogs import FirstAdminDialog, SignInDialog
+from ui.access.desktop_session import DesktopSession
 from ui.adapters.engine_adapter import EngineAdapter
 from ui.main_window import MainWindow
 
@@ -21,8 +22,9 @@ def apply_style(app: QApplication) -> None:
     app.setStyleSheet(resource_path("style.qss").read_text(encoding="utf-8"))
 
 
-def build_main_window(core: ConsoleCore) -> MainWindow:
-    return MainWindow(EngineAdapter(core))
+def build_main_window(core: ConsoleCore, principal) -> MainWindow:
+    """The window for the signed-in `principal` (it keeps its own desktop session from then on)."""
+    return MainWindow(EngineAdapter(core, DesktopSession(core, principal)))
 
 
 def run_app() -> int:
@@ -34,11 +36,12 @@ def run_app() -> int:
         QMessageBox.critical(None, "LLM Console cannot start", str(error))
         return 1
     # There is no default account: the first start creates the administrator, later starts sign in.
-    dialog = FirstAdminDialog(core) if core.access.needs_first_admin() else SignInDialog(core)
+    session = DesktopSession(core)
+    dialog = FirstAdminDialog(session) if core.access.needs_first_admin() else SignInDialog(session)
     if dialog.exec() != QDialog.DialogCode.Accepted:
         core.shutdown()
         return 0
-    window = build_main_window(core)
+    window = MainWindow(EngineAdapter(core, session))
     window.show()
     app.aboutToQuit.connect(window.shutdown)
     window.models_panel.register_embedded_default()  # first start only: hashes the embedded model in the background

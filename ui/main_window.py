@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QPushButton,
     QStackedWidget,
     QTabWidget,
@@ -16,16 +17,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.access.permissions import Permission
 from console.registry.default_model import DEFAULT_MODEL_NAME
 from console.errors import ConsoleError
+from console.lab.load_memory import describe_estimate
+from console.units import format_size
 from console.registry.verified_loading import VersionLoadSpec
 from engine import EngineError, LoadedModelInfo, ModelSpec
 from resources import resource_path
 from ui.access.account_dialogs import ChangePasswordDialog, SignInDialog
 from ui.telemetry.alert_status import AlertStatus
 from ui.access.audit_view import AuditView
+from ui.adapters.api_adapter import ApiAdapter
+from ui.api.api_panel import ApiPanel
 from ui.chat.chat_panel import ChatPanel
 from ui.adapters.engine_adapter import EngineAdapter
+from ui.adapters.lab_adapter import LabAdapter
+from ui.lab.lab_panel import LabPanel
 from ui.engine.engine_panel import EnginePanel
 from ui.models.model_bar import ModelBar
 from ui.models.models_panel import ModelsPanel
@@ -51,16 +59,23 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.chat_panel, "Chat")
         self.engine_panel = EnginePanel(adapter)
         self.tabs.addTab(self.engine_panel, "Engine")
-        self.models_panel = ModelsPanel(RegistryAdapter(adapter.core.registry, self,
+        self.session = adapter.session
+        self.models_panel = ModelsPanel(RegistryAdapter(adapter.core.registry, adapter.session, self,
                                                          register_default_with=adapter.core.ensure_default_registered))
         self.tabs.addTab(self.models_panel, "Models")
-        self.telemetry = telemetry or TelemetryAdapter.for_core(adapter.core, self)  # samples from now on
+        self.telemetry = telemetry or TelemetryAdapter.for_core(adapter.core, lambda: adapter.session.principal, self)  # samples from now on
         self.telemetry_panel = TelemetryPanel(self.telemetry)
         self.tabs.addTab(self.telemetry_panel, "Telemetry")
-        self.settings_view = SettingsView(adapter.core)
+        self.settings_view = SettingsView(adapter.session)
         self.tabs.addTab(self.settings_view, "Settings")
-        self.audit_view = AuditView(adapter.core)
+        self.audit_view = AuditView(adapter.session)
         self.tabs.addTab(self.audit_view, "Audit")
+        self.api_panel = ApiPanel(ApiAdapter(adapter.core.api, lambda: adapter.session.principal, self), adapter.core)
+        self.tabs.addTab(self.api_panel, "API")
+        self.lab_adapter = LabAdapter(adapter.core, adapter.session, self)
+        self.lab_panel = LabPanel(self.lab_adapter, self._lab_target)
+        self.tabs.insertTab(self.tabs.indexOf(self.telemetry_panel), self.lab_panel, "Lab")
+        self.memory_prompt: QMessageBox | None = None  # "load anyway?" after a load the estimate refused
         workspace = QWidget()
         layout = QVBoxLayout(workspace)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -102,9 +117,15 @@ class MainWindow(QMainWindow):
         self.models_panel.load_requested.connect(self._load_version)
         self.models_panel.default_changed.connect(self._default_changed)
         adapter.load_finished.connect(self.models_panel.refresh)  # load history and verified state
+        adapter.load_refused_for_memory.connect(self._offer_load_anyway)
+        adapter.estimate_ready.connect(self._show_estimate)
+        adapter.load_finished.connect(lambda _info: self.update_estimate())
+        for combo in (self.model_bar.model_combo, self.model_bar.precision_combo, self.model_bar.device_combo):
+            combo.currentIndexChanged.connect(lambda _index: self.update_estimate())
+        self.lab_panel.applied.connect(self._lab_applied)
         adapter.load_failed.connect(self.models_panel.refresh)
-        if adapter.core.can("registry:view"):
-            self._default_changed(adapter.core.registry.default_version())
+        if self.session.can(Permission.REGISTRY_VIEW):
+            self._default_changed(adapter.core.registry.default_version(self.session.principal))
         self.session_label = QLabel("")
         self.session_label.setObjectName("sessionLabel")
         self.statusBar().addPermanentWidget(self.session_label)
@@ -113,37 +134,66 @@ class MainWindow(QMainWindow):
         self._apply_stored_defaults()
         self.settings_view.changed.connect(self._settings_saved)
         self.apply_session()
+        self.api_panel.start_if_enabled()  # the API was on when the window last closed
+        self.update_estimate()
 
-    def _apply_stored_defaults(self) -> None:
-        """The engine defaults from the settings: precision and device of the next load, reply length."""
-        settings = self.adapter.core.settings
-        self.model_bar.precision_combo.setCurrentText(settings.get("engine.precision"))
-        if self.model_bar.device_combo.model().item(self.model_bar.device_combo.findText(settings.get("engine.device"))).isEnabled():
-            self.model_bar.device_combo.setCurrentText(settings.get("engine.device"))
-        self.chat_panel.controls.max_new_tokens.setValue(settings.get("engine.max_new_tokens"))
+    def _apply_stored_defaults(self, changed: dict | None = None) -> None:
+        """The stored defaults, to the panels that show them: precision and device of the next load, reply length."""
+        setting = self.adapter.core.settings.get
+        self.model_bar.apply_settings(setting, changed)
+        self.chat_panel.apply_settings(setting, changed)
 
     def _settings_saved(self, changed: dict) -> None:
         """Saved settings apply at once: load defaults and reply length, the idle lock, and the batching knobs
         (the engine panel follows). The compile setting applies at the next load, read then."""
-        if changed.keys() & {"engine.precision", "engine.device", "engine.max_new_tokens"}:
-            self._apply_stored_defaults()
+        self._apply_stored_defaults(changed)
         if "security.idle_lock_minutes" in changed:
             self.idle_lock.set_minutes(changed["security.idle_lock_minutes"])
-        knobs = {key.removeprefix("engine."): value for key, value in changed.items()
-                 if key in ("engine.max_batch_size", "engine.max_wait_ms", "engine.threads")}
-        if knobs:
-            try:
-                self.adapter.core.configure_engine(**knobs)
-            except (EngineError, ConsoleError) as error:
-                self.statusBar().showMessage(f"Saved, but not applied to the running engine: {error}", 8000)
-                return
-            applied = self.adapter.core.engine.settings
-            for box, value in ((self.engine_panel.max_batch_size, applied.max_batch_size),
-                               (self.engine_panel.max_wait_ms, applied.max_wait_ms),
-                               (self.engine_panel.threads, applied.threads)):
-                box.blockSignals(True)  # show the values; the engine already has them
-                box.setValue(value)
-                box.blockSignals(False)
+        try:
+            self.engine_panel.apply_saved_settings(changed)
+        except (EngineError, ConsoleError) as error:
+            self.statusBar().showMessage(f"Saved, but not applied to the running engine: {error}", 8000)
+
+    # --- memory estimate and the lab ---------------------------------------------------------------------
+    def update_estimate(self) -> None:
+        """Ask for the memory estimate of what Load would load now (answered in `_show_estimate`)."""
+        try:
+            spec = self.model_bar.selected_spec()
+        except (EngineError, ConsoleError):
+            self.model_bar.show_estimate("", True)
+            return
+        self._estimated_spec = spec
+        self.adapter.estimate(spec)
+
+    def _show_estimate(self, spec, estimate) -> None:
+        if spec != getattr(self, "_estimated_spec", None):
+            return  # the selection changed since
+        if estimate is None:
+            self.model_bar.show_estimate("", True)
+            return
+        free = f" of {format_size(estimate.free_bytes)} free" if estimate.free_bytes is not None else ""
+        self.model_bar.show_estimate(f"needs about {format_size(estimate.total_bytes)}{free}", estimate.fits,
+                                     describe_estimate(estimate))
+
+    def _offer_load_anyway(self, spec, message: str) -> None:
+        self.model_bar.show_error(message, model_still_loaded=self.adapter.model_info is not None)
+        prompt = QMessageBox(QMessageBox.Icon.Warning, "The model will not fit", message, parent=self)
+        self.load_anyway_button = prompt.addButton("Load anyway", QMessageBox.ButtonRole.AcceptRole)
+        prompt.addButton(QMessageBox.StandardButton.Cancel)
+        self.load_anyway_button.clicked.connect(lambda: self.adapter.load(spec, load_anyway=True))
+        self.memory_prompt = prompt
+        prompt.open()
+
+    def _lab_target(self):
+        return self.model_bar.selected_spec(), self.model_bar.device_combo.currentText()
+
+    def _lab_applied(self, outcome) -> None:
+        """The knobs are set; the model bar takes the recommended precision, and the sweep's model, if it is
+        the one loaded, reloads at it."""
+        self.engine_panel.show_engine_knobs()
+        self.model_bar.precision_combo.setCurrentText(outcome.recommendation.precision)
+        if outcome.reload_target is not None and self.session.can(Permission.MODEL_LOAD):
+            self.adapter.load(outcome.reload_target)
 
     # --- accounts ----------------------------------------------------------------------------------------
     def _build_account_menu(self) -> None:
@@ -160,33 +210,31 @@ class MainWindow(QMainWindow):
     def switch_user(self, dialog: SignInDialog | None = None) -> bool:
         """Sign in as someone else; the current session stays if the dialog is cancelled.
         (A dialog passed in that was already accepted is used as it is: tests drive it without exec().)"""
-        core = self.adapter.core
-        previous = core.session
-        dialog = dialog or SignInDialog(core, parent=self)
+        previous = self.session.principal
+        dialog = dialog or SignInDialog(self.session, parent=self)
         if dialog.result() != QDialog.DialogCode.Accepted and dialog.exec() != QDialog.DialogCode.Accepted:
             return False
-        if previous is not None and previous.user != core.session.user:
-            core.access.sign_out(previous, "switch user")
+        if previous is not None and previous.user != self.session.user:
+            self.adapter.core.sign_out(previous, "switch user")
         self.apply_session()
         return True
 
     def change_password(self) -> None:
-        ChangePasswordDialog(self.adapter.core, self).exec()
+        ChangePasswordDialog(self.session, self).exec()
 
     def lock_session(self) -> None:
         """Hide the workspace and end the session; generation and sampling go on. Unlocking signs in again."""
-        core = self.adapter.core
         if self.pages.currentWidget() is self.lock_page:
             return
-        self._locked_user = core.session.user if core.session else None
-        core.sign_out("locked")
+        self._locked_user = self.session.user
+        self.session.sign_out("locked")
         self.lock_message.setText(f"Locked. {self._locked_user or 'Someone'} must sign in again to continue.")
         self.pages.setCurrentWidget(self.lock_page)
         self.menuBar().setEnabled(False)
         self.apply_session()
 
     def unlock(self, dialog: SignInDialog | None = None) -> bool:
-        dialog = dialog or SignInDialog(self.adapter.core, locked_user=self._locked_user, parent=self)
+        dialog = dialog or SignInDialog(self.session, locked_user=self._locked_user, parent=self)
         if dialog.result() != QDialog.DialogCode.Accepted and dialog.exec() != QDialog.DialogCode.Accepted:
             return False
         self.pages.setCurrentIndex(0)
@@ -196,43 +244,32 @@ class MainWindow(QMainWindow):
         return True
 
     def apply_session(self) -> None:
-        """Show and enable what the signed-in user may do. Convenience only: the services check again."""
-        core = self.adapter.core
-        session = core.session
-        can = core.can
-        self.session_label.setText(f"Signed in as {session.user} ({session.role})" if session else "Not signed in")
-        may_load = can("model:load")
-        for widget in (self.model_bar.load_button, self.model_bar.browse_file_button, self.model_bar.browse_folder_button):
-            widget.setEnabled(may_load)
-        self.model_bar.unload_button.setEnabled(may_load and self.adapter.model_info is not None)
-        if not may_load and self.adapter.model_info is None:
-            self.model_bar.status_label.setText("No model loaded — ask an operator to load one.")
-        self.chat_panel.send_button.setEnabled(can("chat:use"))
-        self.chat_panel.input.setReadOnly(not can("chat:use"))
-        self.chat_panel.input.setPlaceholderText(
-            "Message the model…  (Ctrl+Enter to send, Esc to stop)" if can("chat:use")
-            else "Your role may not chat with the model."
-        )
-        knobs = self.engine_panel
-        for widget in (knobs.max_batch_size, knobs.max_wait_ms, knobs.max_prefill_tokens, knobs.queue_limit,
-                       knobs.threads, knobs.adaptive, knobs.target_p99_ms, knobs.response_cache):
-            widget.setEnabled(can("engine:configure"))
-        knobs.measure_button.setVisible(can("chat:use"))
-        models = self.models_panel
-        for widget in (models.import_folder_button, models.import_gguf_button, models.verify_button,
-                       models.default_button, models.retire_button):
-            widget.setVisible(can("model:register"))
-        models.load_button.setVisible(may_load)
-        self.tabs.setTabVisible(self.tabs.indexOf(self.models_panel), can("registry:view"))
-        self.tabs.setTabVisible(self.tabs.indexOf(self.telemetry_panel), can("metrics:view"))
-        self.tabs.setTabVisible(self.tabs.indexOf(self.engine_panel), can("metrics:view") or can("engine:configure"))
+        """Each panel shows and enables what the signed-in user may do (convenience only: the services check
+        again); the window shows the tabs the user may see."""
+        principal = self.session.principal
+        can = self.session.can
+        self.chat_panel.apply_session()  # first: another user's new chat re-enables Send
+        self.session_label.setText(f"Signed in as {principal.user} ({principal.role})" if principal else "Not signed in")
+        self.model_bar.apply_permissions(can, model_loaded=self.adapter.model_info is not None)
+        self.engine_panel.apply_permissions(can)
+        self.models_panel.apply_permissions(can)
+        for panel, any_of in ((self.models_panel, (Permission.REGISTRY_VIEW,)),
+                              (self.telemetry_panel, (Permission.METRICS_VIEW,)),
+                              (self.engine_panel, (Permission.METRICS_VIEW, Permission.ENGINE_CONFIGURE)),
+                              (self.settings_view, (Permission.SETTINGS_VIEW,)),
+                              (self.audit_view, (Permission.AUDIT_VIEW,))):
+            self.tabs.setTabVisible(self.tabs.indexOf(panel), any(can(permission) for permission in any_of))
         self.tabs.setTabVisible(self.tabs.indexOf(self.chat_panel), True)
-        self.tabs.setTabVisible(self.tabs.indexOf(self.settings_view), can("settings:view"))
-        self.tabs.setTabVisible(self.tabs.indexOf(self.audit_view), can("audit:view"))
-        if session is not None:
+        self.tabs.setTabVisible(self.tabs.indexOf(self.api_panel),
+                                can(Permission.SETTINGS_EDIT) or can(Permission.USERS_MANAGE))
+        self.tabs.setTabVisible(self.tabs.indexOf(self.lab_panel), can(Permission.METRICS_VIEW) or can(Permission.BENCH_RUN))
+        self.lab_panel.run_button.setVisible(can(Permission.BENCH_RUN))
+        if principal is not None:
+            self.lab_panel.refresh()
             self.settings_view.refresh_for_session()
             self.audit_view.refresh_for_session()
-            self.idle_lock.set_minutes(core.settings.get("security.idle_lock_minutes"))
+            self.api_panel.refresh()
+            self.idle_lock.set_minutes(self.adapter.core.settings.get("security.idle_lock_minutes"))
 
     def _load(self, spec: ModelSpec) -> None:
         self.adapter.load(spec)
@@ -275,6 +312,10 @@ class MainWindow(QMainWindow):
             self._shut_down = True
             QApplication.instance().removeEventFilter(self.idle_lock)
             self.models_panel.shutdown()  # its hashing thread uses the database the core closes
+            self.api_panel.shutdown()  # running API requests may finish first
+            self.lab_adapter.shutdown()  # a sweep stops after its current repetition
+            self.engine_panel.timer.stop()  # its refresh asks the core, whose database closes below
+            self.audit_view.follow_timer.stop()
             self.telemetry.shutdown()
             self.adapter.shutdown()
 

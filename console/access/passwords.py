@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -12,10 +13,11 @@ from console.errors import ConsoleError
 # 16 MiB of memory per hash (128 * r * n bytes): slow to brute-force, ~50 ms here.
 SCRYPT_N, SCRYPT_R, SCRYPT_P, KEY_BYTES = 2**14, 8, 1, 32
 MIN_LENGTH = 10
-COMMON_PASSWORDS = frozenset({
-    "password", "password1", "password123", "1234567890", "12345678901", "qwertyuiop", "letmein123", "administrator",
-    "welcome123", "iloveyou12", "passw0rd123", "changeme123", "admin12345", "0123456789",
-})
+COMMON_PASSWORDS_FILE = "common_passwords.txt"  # in resources/: one a line, lower case; made by
+# scripts/make_common_passwords.py from common words, names, keyboard walks, years and number patterns
+# A real scrypt hash of a random secret nobody kept: an unknown user name is checked against it, so it costs one
+# scrypt like a wrong password (never a match: the caller also requires an account).
+DUMMY_HASH = "scrypt$16384$8$1$lhTkbIYncvcYbm7Rhjqxow==$A8bJQ9t1wHEr3UYih2og38TStmkS95XipoLJKm5YW1k="
 RULES = (
     f"at least {MIN_LENGTH} characters; not only one repeated character; not the user name; not a common password"
 )
@@ -25,7 +27,30 @@ class WeakPassword(ConsoleError):
     """The password breaks a rule; the message says which."""
 
 
+class UndecodableText(ConsoleError):
+    """A user name or password holds bytes that are not UTF-8 text (a terminal set to another encoding)."""
+
+
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    from resources import resource_path
+
+    lines = resource_path(COMMON_PASSWORDS_FILE).read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip().lower() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def printable_text(value: str, what: str) -> str:
+    """`value` when it is valid text; UndecodableText when it came from bytes that are not UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UndecodableText(f"The {what} contains bytes that are not UTF-8 text. Type it again in a terminal set "
+                              "to UTF-8 (check LANG / LC_ALL).") from None
+    return value
+
+
 def check_password_rules(password: str, user_name: str) -> None:
+    printable_text(password, "password")
     if not password.strip():
         raise WeakPassword("The password is empty.")
     if len(password) < MIN_LENGTH:
@@ -34,7 +59,7 @@ def check_password_rules(password: str, user_name: str) -> None:
         raise WeakPassword("The password repeats one character; choose a varied one.")
     if user_name and user_name.lower() in password.lower():
         raise WeakPassword("The password must not contain the user name.")
-    if password.lower() in COMMON_PASSWORDS:
+    if password.lower() in common_passwords():
         raise WeakPassword("That password is on the list of common passwords; choose another.")
 
 

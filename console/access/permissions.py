@@ -20,6 +20,7 @@ class Permission(StrEnum):
     SETTINGS_EDIT = "settings:edit"
     USERS_MANAGE = "users:manage"
     AUDIT_VIEW = "audit:view"
+    CONVERSATIONS_VIEW_ALL = "conversations:view_all"
 
 
 PERMISSIONS: dict[Permission, str] = {
@@ -34,6 +35,7 @@ PERMISSIONS: dict[Permission, str] = {
     Permission.SETTINGS_EDIT: "Change the settings",
     Permission.USERS_MANAGE: "Create, change and delete users and roles",
     Permission.AUDIT_VIEW: "See and export the audit log",
+    Permission.CONVERSATIONS_VIEW_ALL: "See every user's saved conversations (audited)",
 }
 
 BUILTIN_ROLES: dict[str, tuple[str, frozenset[Permission]]] = {
@@ -47,6 +49,8 @@ BUILTIN_ROLES: dict[str, tuple[str, frozenset[Permission]]] = {
     "tester": ("Chats and runs tests, views metrics",
                frozenset({Permission.CHAT_USE, Permission.METRICS_VIEW, Permission.REGISTRY_VIEW,
                           Permission.SETTINGS_VIEW})),
+    "api_consumer": ("Uses the model through the local API, reads metrics (for API keys)",
+                     frozenset({Permission.CHAT_USE, Permission.METRICS_VIEW})),
     "viewer": ("Reads metrics and the registry",
                frozenset({Permission.METRICS_VIEW, Permission.REGISTRY_VIEW, Permission.SETTINGS_VIEW})),
 }

@@ -151,13 +151,34 @@ def _params(new_tokens: int) -> SamplingParams:
     return SamplingParams(temperature=0.0, repetition_penalty=1.0, max_new_tokens=new_tokens, ignore_eos=True)
 
 
-def run_engine_level(engine: InferenceEngine, concurrency: int, new_tokens: int, device: str) -> EngineRun:
+@dataclass
+class LevelOutcome:
+    """What one batch of concurrent requests gave: their results, the wall time, the peak memory, and the
+    time of every streamed piece per request (for inter-token latency)."""
+
+    results: list
+    elapsed_s: float
+    peak_memory_bytes: int
+    piece_times: list[list[float]]
+
+
+def drive_level(engine: InferenceEngine, concurrency: int, new_tokens: int, device: str) -> LevelOutcome:
+    """Submit `concurrency` distinct greedy requests at once and wait for all of them (failures included)."""
     prompts = level_prompts(concurrency)
+    piece_times: list[list[float]] = [[] for _ in prompts]
     with PeakMemory(device) as memory:
         started = time.perf_counter()
-        handles = [engine.submit(GenerationRequest(messages=_chat(p), params=_params(new_tokens))) for p in prompts]
+        handles = [engine.submit(GenerationRequest(messages=_chat(p), params=_params(new_tokens)),
+                                 on_event=lambda event, i=i: event.text and piece_times[i].append(time.perf_counter()))
+                   for i, p in enumerate(prompts)]
         results = [h.result() for h in handles]
         elapsed = time.perf_counter() - started
+    return LevelOutcome(results, elapsed, memory.peak, piece_times)
+
+
+def run_engine_level(engine: InferenceEngine, concurrency: int, new_tokens: int, device: str) -> EngineRun:
+    outcome = drive_level(engine, concurrency, new_tokens, device)
+    results = outcome.results
     failed = [r.error for r in results if not r.ok]
     if failed:
         raise RuntimeError(f"benchmark request failed: {failed[0]}")
@@ -165,10 +186,10 @@ def run_engine_level(engine: InferenceEngine, concurrency: int, new_tokens: int,
     latencies = sorted(r.total_s for r in results)
     return EngineRun(
         concurrency=concurrency,
-        output_tokens_per_s=sum(r.completion_tokens for r in results) / elapsed,
+        output_tokens_per_s=sum(r.completion_tokens for r in results) / outcome.elapsed_s,
         ttft_p50_s=percentile(ttfts, 0.5), ttft_p99_s=percentile(ttfts, 0.99),
         latency_p50_s=percentile(latencies, 0.5), latency_p99_s=percentile(latencies, 0.99),
-        peak_memory_bytes=memory.peak,
+        peak_memory_bytes=outcome.peak_memory_bytes,
     )
 
 

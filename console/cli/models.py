@@ -14,7 +14,8 @@ from typing import Callable
 
 from console.registry.checksums import HashProgress
 from console.errors import ConsoleError, FileProblem
-from console.registry.registry import Registry
+from console.access.principal import Principal
+from console.registry.service import RegistryService
 from console.registry.records import VersionRecord
 from console.storage.timestamps import local_time
 from console.units import format_parameters, format_rate, format_size
@@ -22,7 +23,7 @@ from console.units import format_parameters, format_rate, format_size
 REF_HELP = "NAME:VERSION, or NAME for its newest version"
 
 
-def add_models_parser(commands) -> None:
+def add_parser(commands) -> None:
     models = commands.add_parser("models", help="the model registry: list, import, verify, manifests")
     sub = models.add_subparsers(dest="models_command", required=True, metavar="COMMAND")
 
@@ -90,12 +91,12 @@ class ProgressPrinter:
             print(file=self.stream, flush=True)
 
 
-def run_models(args: argparse.Namespace, core) -> int:
-    """`core` is a ConsoleCore with a signed-in session: its registry checks each command's permission."""
+def run(args: argparse.Namespace, core, principal: Principal) -> int:
+    """Each command acts for `principal` through the core's registry service, which checks its permission."""
     printer = ProgressPrinter()
     try:
         register_embedded_default(core, printer)
-        return COMMANDS[args.models_command](core.registry, args, printer)
+        return COMMANDS[args.models_command](core.registry, principal, args, printer)
     except ConsoleError as error:
         printer.done()
         print(f"error: {error}", file=sys.stderr)
@@ -108,10 +109,9 @@ def run_models(args: argparse.Namespace, core) -> int:
 
 def register_embedded_default(core, printer: ProgressPrinter | None) -> None:
     """First start: the embedded model is registered by the system, whoever runs the first command."""
-    from console.registry.default_model import EMBEDDED_REGISTERED_KEY
     from engine import ModelLoadError
 
-    if core._registry.setting(EMBEDDED_REGISTERED_KEY) is not None:
+    if core.embedded_default_registered():
         return
     if printer is not None:
         print("Registering the embedded default model (first start)…", file=sys.stderr)
@@ -127,22 +127,18 @@ def register_embedded_default(core, printer: ProgressPrinter | None) -> None:
 
 
 def chat_load_target(core, model: str | None, precision: str, device: str, quiet: bool = False):
-    """What `chat --model` names: a path loads as it is (not verified); any other value is a registered
-    version, verified before it loads; no value is the registry's default (the embedded model at first)."""
-    from console.registry.verified_loading import VersionLoadSpec
-    from engine import ModelSpec
+    """What `chat --model` names (`verified_loading.model_target`: a registered name wins, a path must look
+    like one); no value is the registry's default (the embedded model at first)."""
+    from console.registry.verified_loading import model_target
 
     if model:
-        looks_like_path = "/" in model or model.lower().endswith(".gguf") or Path(model).expanduser().exists()
-        if looks_like_path:
-            return ModelSpec(model, precision=precision, device=device)
-        return VersionLoadSpec(model, precision, device)
+        return model_target(core._registry, model, precision, device)  # load_version checks model:load
     register_embedded_default(core, None if quiet else ProgressPrinter())
     return core.default_load_target(precision, device)
 
 
-def command_list(registry: Registry, args, printer) -> int:
-    versions = registry.versions(include_retired=not args.active)
+def command_list(registry: RegistryService, principal: Principal, args, printer) -> int:
+    versions = registry.versions(principal, include_retired=not args.active)
     if not versions:
         print("No model is registered. Register one with: llm-console models import PATH")
         return 0
@@ -172,9 +168,9 @@ def state_of(version: VersionRecord) -> str:
     return "TAMPERED" if version.verify_state == "tampered" else "verified"
 
 
-def command_import(registry: Registry, args, printer) -> int:
+def command_import(registry: RegistryService, principal: Principal, args, printer) -> int:
     version = registry.import_model(
-        Path(args.path), name=args.name, version=args.version, notes=args.notes,
+        principal, Path(args.path), name=args.name, version=args.version, notes=args.notes,
         progress=printer,
     )
     printer.done()
@@ -185,18 +181,18 @@ def command_import(registry: Registry, args, printer) -> int:
     return 0
 
 
-def command_verify(registry: Registry, args, printer) -> int:
+def command_verify(registry: RegistryService, principal: Principal, args, printer) -> int:
     if args.ref:
-        targets = [registry.resolve(args.ref)]
+        targets = [registry.resolve(principal, args.ref)]
     else:
-        targets = registry.due_for_full_check() if args.due else registry.versions(include_retired=False)
+        targets = registry.due_for_full_check(principal) if args.due else registry.versions(principal, include_retired=False)
     if not targets:
         print("Nothing to verify." if not args.due else "No version is due for its scheduled re-hash.")
         return 0
     failed = 0
     for version in targets:
         started = time.perf_counter()
-        report = registry.verify_version(version.id, force_full=True, progress=printer)
+        report = registry.verify_version(principal, version.id, force_full=True, progress=printer)
         printer.done()
         if report.ok:
             print(f"OK        {version.ref}  {version.file_count} files, {format_size(version.total_bytes)}, "
@@ -222,23 +218,21 @@ def print_problems(problems) -> None:
             print(f"  {problem.describe()}")
 
 
-def command_export_manifest(registry: Registry, args, printer) -> int:
-    from console.registry.manifests import manifest_json, write_manifest
-
-    version = registry.resolve(args.ref)
+def command_export_manifest(registry: RegistryService, principal: Principal, args, printer) -> int:
+    version = registry.resolve(principal, args.ref)
     if args.output:
-        written = write_manifest(registry, version.id, Path(args.output))
+        written = registry.write_manifest(principal, version.id, Path(args.output))
         print(f"Wrote the manifest of {version.ref} ({version.file_count} files, checksum {version.checksum}) to {written}")
     else:
-        print(manifest_json(registry, version.id), end="")
+        print(registry.manifest_json(principal, version.id), end="")
     return 0
 
 
-def command_check_manifest(registry: Registry, args, printer) -> int:
-    from console.registry.manifests import check_manifest, read_manifest
+def command_check_manifest(registry: RegistryService, principal: Principal, args, printer) -> int:
+    from console.registry.manifests import read_manifest
 
     manifest = read_manifest(Path(args.manifest))
-    result = check_manifest(registry, manifest, Path(args.path) if args.path else None, progress=printer)
+    result = registry.check_manifest(principal, manifest, Path(args.path) if args.path else None, progress=printer)
     printer.done()
     origin = f" from {manifest.exported_from}" if manifest.exported_from else ""
     if result.ok:
@@ -252,13 +246,13 @@ def command_check_manifest(registry: Registry, args, printer) -> int:
     return 1
 
 
-def command_import_manifest(registry: Registry, args, printer) -> int:
+def command_import_manifest(registry: RegistryService, principal: Principal, args, printer) -> int:
     from console.errors import ChecksumMismatch
-    from console.registry.manifests import import_from_manifest, read_manifest
+    from console.registry.manifests import read_manifest
 
     manifest = read_manifest(Path(args.manifest))
     try:
-        version = import_from_manifest(registry, manifest, Path(args.path) if args.path else None, None, printer)
+        version = registry.import_from_manifest(principal, manifest, Path(args.path) if args.path else None, printer)
     except ChecksumMismatch as error:
         printer.done()
         print(f"MISMATCH  the local files do not match {manifest.ref}; nothing was registered")
@@ -269,21 +263,21 @@ def command_import_manifest(registry: Registry, args, printer) -> int:
     return 0
 
 
-def command_set_default(registry: Registry, args, printer) -> int:
-    version = registry.set_default(registry.resolve(args.ref).id)
+def command_set_default(registry: RegistryService, principal: Principal, args, printer) -> int:
+    version = registry.set_default(principal, registry.resolve(principal, args.ref).id)
     print(f"{version.ref} is now the default model.")
     return 0
 
 
-def command_retire(registry: Registry, args, printer) -> int:
-    version = registry.retire(registry.resolve(args.ref).id)
+def command_retire(registry: RegistryService, principal: Principal, args, printer) -> int:
+    version = registry.retire(principal, registry.resolve(principal, args.ref).id)
     print(f"{version.ref} is retired: it stays on record but can no longer be loaded.")
     return 0
 
 
-def command_history(registry: Registry, args, printer) -> int:
-    version_id = registry.resolve(args.ref).id if args.ref else None
-    events = registry.load_history(version_id, limit=args.limit)
+def command_history(registry: RegistryService, principal: Principal, args, printer) -> int:
+    version_id = registry.resolve(principal, args.ref).id if args.ref else None
+    events = registry.load_history(principal, version_id, limit=args.limit)
     if not events:
         print("No loads recorded yet.")
         return 0
@@ -296,10 +290,10 @@ def command_history(registry: Registry, args, printer) -> int:
     return 0
 
 
-def command_schedule(registry: Registry, args, printer) -> int:
+def command_schedule(registry: RegistryService, principal: Principal, args, printer) -> int:
     if args.hours is not None:
-        registry.set_verify_interval(args.hours)
-    hours = registry.verify_interval_hours
+        registry.set_verify_interval(principal, args.hours)
+    hours = registry.verify_interval_hours(principal)
     if hours > 0:
         print(f"Every version is fully re-hashed when its last full check is older than {hours:g} h "
               "(at its next load, in the Models tab, or by `llm-console models verify --due`).")
@@ -308,7 +302,7 @@ def command_schedule(registry: Registry, args, printer) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[Registry, argparse.Namespace, ProgressPrinter], int]] = {
+COMMANDS: dict[str, Callable[[RegistryService, Principal, argparse.Namespace, ProgressPrinter], int]] = {
     "list": command_list,
     "import": command_import,
     "verify": command_verify,

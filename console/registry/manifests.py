@@ -206,12 +206,16 @@ def check_manifest(
     if not root.is_dir():
         raise ManifestError(f"{root} does not exist here. Give the model's local path to check it.")
     names = [f.path for f in manifest.files]
-    if manifest.format == "hf":
-        from engine.weights.inspection import model_files
-
-        names += [name for name in model_files(root) if name not in set(names)]
-    digests: list[FileDigest] = []
     problems: list[FileProblem] = []
+    if manifest.format == "hf":
+        from engine.weights.model_folder import scan_model_folder
+
+        scan = scan_model_folder(root)
+        problems += [FileProblem(p.path, "", None, "unsafe", str(p)) for p in scan.refused]
+        unsafe = {p.path for p in problems}
+        names = [name for name in names if name not in unsafe]
+        names += [name for name in scan.files if name not in set(names)]
+    digests: list[FileDigest] = []
     expected = manifest.expected_files
     for name, outcome in hash_each(root, names, progress, cancel):
         if isinstance(outcome, FileDigest):

@@ -15,6 +15,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Iterable
 
 from console.registry.checksums import (
     FileChangedWhileHashing,
@@ -199,9 +200,11 @@ class Registry:
         from engine.errors import ModelLoadError
         from engine.weights.inspection import describe_model
 
+        from engine.weights.model_folder import resolve_model_path
+
         source = Path(path).expanduser()
         try:
-            source = source.resolve()
+            source = resolve_model_path(source)
             description = describe_model(source)
         except ModelLoadError as error:
             text = str(error)
@@ -327,6 +330,8 @@ class Registry:
             else:
                 if (stat.st_size, stat.st_mtime_ns) != (record.size, record.mtime_ns):
                     changed.append(record.path)
+        if version.format == "hf":
+            problems.update(unlisted_files(root, {record.path for record in files}))
         reason = None
         if not force_full:
             if problems:
@@ -352,7 +357,10 @@ class Registry:
                     problems[name] = FileProblem(name, record.sha256, None, "unstable")
                 else:
                     problems[name] = FileProblem(name, record.sha256, None, "unreadable")
-        ordered = tuple(problems[r.path] for r in files if r.path in problems)
+        recorded = {r.path for r in files}
+        ordered = tuple(problems[r.path] for r in files if r.path in problems) + tuple(
+            problem for path, problem in sorted(problems.items()) if path not in recorded
+        )
         checked_at = now_iso()
         kind = "full" if full else "quick"
         detail = describe_problems(list(ordered)) if ordered else f"All {len(files)} files match ({kind} check)."
@@ -450,6 +458,22 @@ class Registry:
                  "load_seconds": load_seconds}
             )
 
+    def converted_files(self, version_id: int) -> dict[str, str]:
+        """SHA-256 by path of the GGUF version's converted copy, as recorded when it was converted (empty: none)."""
+        with self.database.read() as db:
+            rows = db.execute("select path, sha256 from converted_files where version_id = ?", [version_id]).fetchall()
+        return dict(rows)
+
+    def record_converted_files(self, version_id: int, files: Iterable[tuple[str, str]]) -> None:
+        """Replace the record of the version's converted copy (after a fresh conversion)."""
+        recorded_at = now_iso()
+        with self.database.write() as db:
+            db.execute("delete from converted_files where version_id = ?", [version_id])
+            db["converted_files"].insert_all(
+                {"version_id": version_id, "path": path, "sha256": sha256, "recorded_at": recorded_at}
+                for path, sha256 in files
+            )
+
     # --- helpers -----------------------------------------------------------------------------------------
     @staticmethod
     def _default_id(db) -> int | None:
@@ -467,6 +491,22 @@ class Registry:
     @staticmethod
     def _record(row: dict, default_id: int | None) -> VersionRecord:
         return VersionRecord(**{name: row[name] for name in _VERSION_FIELDS}, is_default=row["id"] == default_id)
+
+
+def unlisted_files(root: Path, listed: set[str]) -> dict[str, FileProblem]:
+    """Problems with what a load would read beside the listed files: files added since (a chat_template.jinja
+    changes every prompt), and links out of the folder or in a loop. The folder itself missing is left to the
+    per-file checks."""
+    from engine.weights.model_folder import scan_model_folder
+
+    if not root.is_dir():
+        return {}
+    scan = scan_model_folder(root)
+    problems = {p.path: FileProblem(p.path, "", None, "unsafe", str(p)) for p in scan.refused}
+    for path in scan.files:
+        if path not in listed and path not in problems:
+            problems[path] = FileProblem(path, "", None, "added")
+    return problems
 
 
 def compare_with_expected(digests: list[FileDigest], expected: dict[str, tuple[int, str]]) -> list[FileProblem]:

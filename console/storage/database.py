@@ -8,7 +8,9 @@ on. `write()` is one transaction: it commits entirely or not at all. Schema chan
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
+import stat
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -70,6 +72,8 @@ class AppDatabase:
         self.path = path
         self._lock = threading.RLock()
         self.closed = False
+        self._after_commit: list = []  # actions queued by the transaction under way
+        self._in_transaction = False
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite_utils.Database]:
@@ -84,13 +88,28 @@ class AppDatabase:
             self._refuse_if_closed()
             connection = self.db.conn
             connection.execute("BEGIN IMMEDIATE")
+            self._in_transaction = True
             try:
                 yield self.db
                 connection.execute("COMMIT")
             except BaseException:
+                self._after_commit.clear()
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
                 raise
+            finally:
+                self._in_transaction = False
+            actions, self._after_commit = self._after_commit, []
+            for action in actions:
+                action()
+
+    def after_commit(self, action) -> None:
+        """Run `action` once the transaction under way has committed (never if it rolls back); at once outside one."""
+        with self._lock:
+            if self._in_transaction:
+                self._after_commit.append(action)
+                return
+        action()
 
     def integrity_check(self) -> str:
         with self.read() as db:
@@ -106,11 +125,27 @@ class AppDatabase:
             raise DatabaseError(f"The database {self.path} is closed: LLM Console is shutting down.")
 
 
+def make_private(path: Path, mode: int) -> None:
+    """Readable by this OS user only (the database holds password hashes and conversations); best effort on
+    files this user does not own, which it could not change anyway."""
+    try:
+        if path.exists() and stat.S_IMODE(path.stat().st_mode) != mode:
+            os.chmod(path, mode)
+    except PermissionError:
+        pass
+
+
 def open_database(path: Path, busy_timeout_s: float = BUSY_TIMEOUT_S, migrate: bool = True) -> AppDatabase:
-    """Open (creating if needed) the database at `path` and bring its schema up to date."""
+    """Open (creating if needed) the database at `path` and bring its schema up to date. Its folder becomes
+    0700 and its files (the database, -wal, -shm) 0600, also when an older version left them readable."""
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private(path.parent, 0o700)
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # SQLite gives -wal and -shm this mode too
+        for suffix in ("", "-wal", "-shm"):
+            make_private(Path(f"{path}{suffix}"), 0o600)
     except OSError as error:
         raise DatabaseError(f"Cannot create the folder {path.parent}: {error.strerror}.") from error
     connection = None

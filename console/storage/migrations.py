@@ -258,3 +258,105 @@ def m007_alert_log(db: Database) -> None:
         not_null={"at", "rule", "state", "text"},
     )
     db["alert_events"].create_index(["at"])
+
+
+@migration
+def m008_conversation_owners(db: Database) -> None:
+    """Each saved conversation belongs to the user who had it (rows from before have no owner: only those who
+    may see every conversation see them), and failed sign-ins under names that are no account are counted like
+    a real account's, by a fingerprint of the name, so a lock-out does not tell real accounts apart."""
+    db["conversations"].add_column("owner", str)
+    db["conversations"].create_index(["owner"])
+    db["sign_in_failures"].create(
+        {"fingerprint": str, "failed_attempts": int, "lockouts": int, "locked_until": float},
+        pk="fingerprint",
+    )
+
+
+@migration
+def m009_api_keys(db: Database) -> None:
+    """The local API: keys bound to users (only a SHA-256 of each secret is kept) and their usage per day."""
+    db["api_keys"].create(
+        {
+            "id": int,
+            "name": str,  # the admin's label ("grafana", "notebook on bob's laptop")
+            "user": str,  # the key acts as this user, so with this user's role
+            "prefix": str,  # the secret's first characters, to recognise a key in lists and logs
+            "secret_sha256": str,
+            "created_at": str,
+            "created_by": str,
+            "expires_at": str,
+            "revoked_at": str,
+            "revoked_by": str,
+            "last_used_at": str,
+        },
+        pk="id",
+        not_null={"name", "user", "prefix", "secret_sha256", "created_at", "created_by"},
+    )
+    db["api_keys"].create_index(["secret_sha256"], unique=True)
+    db["api_key_usage"].create(
+        {"key_id": int, "day": str, "requests": int, "prompt_tokens": int, "completion_tokens": int, "errors": int},
+        pk=("key_id", "day"),
+        not_null={"key_id", "day", "requests", "prompt_tokens", "completion_tokens", "errors"},
+        foreign_keys=[("key_id", "api_keys", "id")],
+    )
+
+
+@migration
+def m010_converted_copies(db: Database) -> None:
+    """The SHA-256 of each file of a GGUF version's converted copy in the cache, recorded at conversion: a
+    checksum file beside the copy could be edited together with it, the registry's database cannot."""
+    db["converted_files"].create(
+        {"version_id": int, "path": str, "sha256": str, "recorded_at": str},
+        pk=("version_id", "path"),
+        not_null={"version_id", "path", "sha256", "recorded_at"},
+        foreign_keys=[("version_id", "versions", "id")],
+    )
+
+
+@migration
+def m011_tuning_lab(db: Database) -> None:
+    """The tuning lab: sweeps (plan, machine, state), their points and repetitions in `benchmark_results`,
+    the recommendation saved per model version and device, and each load's memory beside its estimate."""
+    db["lab_sweeps"].create(
+        {
+            "id": int,
+            "version_id": int,  # null for a model path that is not registered
+            "model_name": str,
+            "model_path": str,
+            "model_key": str,  # "version:ID" or "path:PATH": what recommendations are saved against
+            "device": str,
+            "machine_json": str,  # CPU model and cores, GPU and driver, torch and transformers versions
+            "plan_json": str,
+            "state": str,  # running | cancelled | failed | done
+            "error": str,
+            "started_at": str,
+            "finished_at": str,
+            "run_by": str,
+        },
+        pk="id",
+        not_null={"model_name", "model_key", "device", "machine_json", "plan_json", "state", "started_at"},
+        foreign_keys=[("version_id", "versions", "id")],
+    )
+    results = db["benchmark_results"]
+    results.add_column("sweep_id", int)
+    results.add_column("point_key", str)  # precision/batch/users/max wait
+    results.add_column("concurrency", int)
+    results.add_column("max_wait_ms", float)
+    results.add_column("repetition", int)  # kind lab-repetition: which one; lab-point: how many
+    results.create_index(["sweep_id", "kind", "point_key"])
+    db["lab_recommendations"].create(
+        {"id": int, "model_key": str, "device": str, "precision": str, "max_batch_size": int, "max_wait_ms": float,
+         "sweep_id": int, "saved_by": str, "saved_at": str},
+        pk="id",
+        not_null={"model_key", "device", "precision", "max_batch_size", "max_wait_ms", "saved_by", "saved_at"},
+    )
+    db["lab_recommendations"].create_index(["model_key", "device"], unique=True)
+    db["load_memory"].create(
+        {"id": int, "at": str, "model": str, "precision": str, "device": str, "estimate_json": str,
+         "estimated_weight_bytes": int, "measured_weight_bytes": int, "measured_load_bytes": int,
+         "overhead_bytes": int},
+        pk="id",
+        not_null={"at", "model", "precision", "device", "estimate_json"},
+    )
+    db["load_memory"].create_index(["device", "at"])

@@ -2,12 +2,18 @@
 
 A custom collector turns the latest `TelemetryFrame` into metric families at scrape time (histograms straight
 from the engine snapshot's cumulative buckets, nothing observed twice), registered in a private registry so
-nothing else in the process leaks into the output. Bound to 127.0.0.1 unless told otherwise.
+nothing else in the process leaks into the output. Bound to loopback: another address is refused unless the
+`prometheus.allow_remote` setting allows it (then a warning is logged). A connection that sends nothing for
+READ_TIMEOUT_S is dropped, and at most MAX_CONNECTIONS are served at once, so idle or half-sent connections
+cannot pile up threads.
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
+import logging
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
@@ -24,6 +30,18 @@ from console.telemetry.service import TelemetryService
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9479
 PREFIX = "llm_console_"
+READ_TIMEOUT_S = 5.0  # a scrape sends its request at once; a connection silent this long is dropped
+MAX_CONNECTIONS = 16  # served at once; more are closed at once (a scraper needs one)
+_log = logging.getLogger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _gauge(name: str, documentation: str, value: float | None = None, labels: list[str] | None = None) -> GaugeMetricFamily:
@@ -135,8 +153,16 @@ class TelemetryCollector(Collector):
                                   engine.oom_backoffs)
 
 
-def _handler_for(registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
+def telemetry_registry(service: TelemetryService) -> CollectorRegistry:
+    """A private registry of the service's figures only (nothing else in the process leaks into a scrape)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TelemetryCollector(service))
+    return registry
+
+
+def _handler_for(registry: CollectorRegistry, read_timeout_s: float) -> type[BaseHTTPRequestHandler]:
     class MetricsHandler(BaseHTTPRequestHandler):
+        timeout = read_timeout_s  # each read of the request; a timed-out connection is closed
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
@@ -160,17 +186,54 @@ def _handler_for(registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
     return MetricsHandler
 
 
-class PrometheusExporter:
-    """Serves /metrics on host:port while started. Port 0 picks a free port (see `port` after start)."""
+class _BoundedHTTPServer(ThreadingHTTPServer):
+    """One thread per connection, but never more than `max_connections` of them: the rest are closed at once."""
 
-    def __init__(self, service: TelemetryService, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST):
+    daemon_threads = True
+
+    def __init__(self, address, handler, max_connections: int):
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+class PrometheusExporter:
+    """Serves /metrics on host:port while started. Port 0 picks a free port (see `port` after start).
+
+    `host` must be a loopback address unless `allow_remote` (the `prometheus.allow_remote` setting) is true."""
+
+    def __init__(self, service: TelemetryService, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST,
+                 allow_remote: bool = False, read_timeout_s: float = READ_TIMEOUT_S,
+                 max_connections: int = MAX_CONNECTIONS):
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise InvalidTelemetrySetting(f"The Prometheus port must be a number from 1 to 65535, not {port!r}.")
+        if not is_loopback(host) and not allow_remote:
+            raise InvalidTelemetrySetting(
+                f"The Prometheus endpoint serves this machine only, so it will not listen on {host}. Use 127.0.0.1, "
+                "or, to let other machines read the figures, first set prometheus.allow_remote to true."
+            )
         self.service = service
         self.host = host
         self.port = port
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(TelemetryCollector(service))
+        self.read_timeout_s = read_timeout_s
+        self.max_connections = max_connections
+        self.registry = telemetry_registry(service)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -186,7 +249,8 @@ class PrometheusExporter:
         if self._server is not None:
             return
         try:
-            server = ThreadingHTTPServer((self.host, self.port), _handler_for(self.registry))
+            server = _BoundedHTTPServer((self.host, self.port), _handler_for(self.registry, self.read_timeout_s),
+                                        self.max_connections)
         except OSError as error:
             if error.errno == errno.EADDRINUSE:
                 raise PrometheusPortInUse(
@@ -198,8 +262,10 @@ class PrometheusExporter:
                     f"Port {self.port} needs administrator rights; choose a port above 1023 for the Prometheus endpoint."
                 ) from error
             raise InvalidTelemetrySetting(f"The Prometheus endpoint cannot listen on {self.host}:{self.port}: {error}.") from error
-        server.daemon_threads = True
         self.port = server.server_address[1]
+        if not is_loopback(self.host):
+            _log.warning("The Prometheus endpoint listens on %s: every machine that can reach port %d reads the "
+                         "telemetry (GPU use, process names, request figures), without a password.", self.host, self.port)
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="llm-console-prometheus", daemon=True)
         self._thread.start()

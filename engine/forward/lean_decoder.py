@@ -294,7 +294,7 @@ class LeanDecoder:
             try:
                 _raise_recompile_limit()
                 step = torch.compile(decode_all_layers, dynamic=True)
-                scratch = self._new_cache()  # its own rows: the scheduler keeps using self.cache meanwhile
+                scratch = self._new_cache()  # its own rows: the loop keeps using self.cache meanwhile
                 for rows in (1, 5):  # a batch of one has a graph of its own
                     self._exercise(scratch, step, None, rows)
                 self._layer_step = step

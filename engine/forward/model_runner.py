@@ -9,6 +9,7 @@ whose cache cannot be merged (sliding-window or recurrent layers) decode one seq
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -21,6 +22,13 @@ from engine.sampling import needs_seen_ids, sample_next_token
 from engine.sequence import Sequence
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RowFailed:
+    """In place of a next token: this row's sampling raised. Its request ends alone; the other rows go on."""
+
+    error: Exception
 
 
 class ModelRunner:
@@ -87,9 +95,9 @@ class ModelRunner:
         return "transformers (batched)" if self.batched else "transformers (one sequence at a time)"
 
     @torch.inference_mode()
-    def prefill(self, sequences: list[Sequence]) -> list[int]:
+    def prefill(self, sequences: list[Sequence]) -> list[int | RowFailed]:
         """Run the prompts (and tokens generated before a preemption) of new sequences, padded into one
-        forward pass, add them to the running batch, and return each one's next token."""
+        forward pass, add them to the running batch, and return each one's next token (or RowFailed)."""
         if not self.batched:
             return [self._prefill_alone(s) for s in sequences]
         token_lists = [s.prompt_ids + s.generated for s in sequences]
@@ -121,7 +129,7 @@ class ModelRunner:
         self.batch.add(sequences, output.cache, attention_mask)
         return next_ids
 
-    def _prefill_alone(self, sequence: Sequence) -> int:
+    def _prefill_alone(self, sequence: Sequence) -> int | RowFailed:
         tokens = sequence.prompt_ids + sequence.generated
         output = self.model(input_ids=torch.tensor([tokens], device=self.device),
                             cache=DynamicCache(config=self.model.config), use_cache=True, logits_to_keep=1)
@@ -155,8 +163,9 @@ class ModelRunner:
         return self.batch.sequences
 
     @torch.inference_mode()
-    def decode(self) -> list[int]:
-        """One decode step for all running sequences; returns each one's next token."""
+    def decode(self) -> list[int | RowFailed]:
+        """One decode step for all running sequences; returns each one's next token (or RowFailed), in the
+        order of `running`."""
         sequences = self.batch.sequences
         if not self.batched:
             return [self._decode_alone(s) for s in sequences]
@@ -178,7 +187,7 @@ class ModelRunner:
             sequence.cache_length += 1
         return self._sample_rows(sequences, output.logits[:, -1])
 
-    def _decode_alone(self, sequence: Sequence) -> int:
+    def _decode_alone(self, sequence: Sequence) -> int | RowFailed:
         ids = torch.tensor([[sequence.generated[-1]]], device=self.device)
         output = self.model(input_ids=ids, cache=sequence.cache, use_cache=True)
         sequence.cache = output.cache
@@ -199,11 +208,17 @@ class ModelRunner:
             return self.batch.kv_tokens()
         return sum(s.cache_length for s in self.batch.sequences)
 
-    def _sample(self, sequence: Sequence, logits: torch.Tensor) -> int:
-        seen = sequence.seen_ids(self.device) if needs_seen_ids(sequence.params) else None
-        return sample_next_token(logits, sequence.params, seen, sequence.generator)
+    def _sample(self, sequence: Sequence, logits: torch.Tensor) -> int | RowFailed:
+        try:
+            seen = sequence.seen_ids(self.device) if needs_seen_ids(sequence.params) else None
+            return sample_next_token(logits, sequence.params, seen, sequence.generator)
+        except torch.OutOfMemoryError:  # the batch's problem, not this row's: the loop backs off
+            raise
+        except Exception as error:  # one request's sampling must not fail the batch's other rows
+            log.exception("sampling request %d failed", sequence.handle.request_id)
+            return RowFailed(error)
 
-    def _sample_rows(self, sequences: list[Sequence], logits: torch.Tensor) -> list[int]:
+    def _sample_rows(self, sequences: list[Sequence], logits: torch.Tensor) -> list[int | RowFailed]:
         """Greedy rows without a penalty take one batched argmax; the others are sampled row by row."""
         plain = [s.params.greedy and not needs_seen_ids(s.params) for s in sequences]
         argmax = logits.float().argmax(dim=-1).tolist() if any(plain) else None  # bf16 argmax is 5x slower on CPU

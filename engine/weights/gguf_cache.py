@@ -1,6 +1,11 @@
 """GGUF files are dequantized once into a safetensors folder in the cache, so that later loads are fast.
 
-The cache key is the file's path, size and modification time: a replaced file gets a fresh conversion.
+The cache key is the file's path, size and modification time: a replaced file gets a fresh conversion. The
+converted copy is checked before each use against checksums its caller recorded elsewhere (the registry keeps
+them in its database: a checksum file beside the copy could be edited with it), or, for a caller that keeps
+none, against the checksum file written at conversion. A conversion reads the GGUF file from a folder of its
+own, so no file lying beside it (a tokenizer_config.json, a chat_template.jinja) slips into the copy. A killed
+conversion leaves a `.converting-*` folder; the next conversion removes those whose process is gone.
 """
 
 from __future__ import annotations
@@ -9,8 +14,14 @@ import hashlib
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
+
+try:
+    import fcntl
+except ImportError:  # Windows: stale conversions are not cleaned up there
+    fcntl = None
 
 from engine.errors import ModelLoadError
 
@@ -66,39 +77,138 @@ def cache_folder(path: Path, cache_dir: Path) -> Path:
     return cache_dir / "gguf" / f"{path.stem}-{key}"
 
 
-def materialize(path: Path, cache_dir: Path, progress: Callable[[float | None, str], None]) -> Path:
-    """Return a safetensors model folder for the GGUF file, converting it if the cache has none."""
+@dataclass(frozen=True)
+class ConvertedCopy:
+    folder: Path
+    files: tuple[tuple[str, str], ...]  # (path, SHA-256) of every file of the copy, sorted: for the caller to record
+    converted: bool  # True when this call converted the GGUF file (the cached copy was absent or refused)
+
+
+def materialize(
+    path: Path,
+    cache_dir: Path,
+    progress: Callable[[float | None, str], None],
+    recorded: Mapping[str, str] | None = None,
+) -> ConvertedCopy:
+    """A safetensors model folder for the GGUF file, converting it when the cache holds no copy to trust.
+
+    `recorded` is the SHA-256 by path that the caller recorded for this file's copy: the cached copy is used
+    only when its files are exactly these. Empty: the caller has no record yet, so the copy is converted again.
+    None: the caller keeps no record, and the checksum file written at conversion is used (it catches damage,
+    not a deliberate edit of the copy together with that file).
+    """
     folder = cache_folder(path, cache_dir)
-    if (folder / "config.json").exists():
-        if copy_is_intact(folder):
+    if folder.exists():
+        found = _trusted_files(folder, recorded)
+        if found is not None:
             progress(0.3, "Using converted copy from cache (checked)")
-            return folder
-        progress(None, "The converted copy in the cache was changed: converting again")
+            return ConvertedCopy(folder, found, converted=False)
+        if recorded is None:
+            progress(None, "The converted copy in the cache was changed: converting again")
+        elif recorded:
+            progress(None, "The converted copy in the cache does not match the checksums the registry recorded: "
+                           "converting again")
+        else:
+            progress(None, "The registry has no checksums for the converted copy in the cache: converting again")
         shutil.rmtree(folder, ignore_errors=True)
     check_gguf_header(path)
     architecture = gguf_architecture(path)
     check_gguf_architecture(path, architecture)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    progress(None, f"Dequantizing {path.name} ({architecture}) — first load only")
-    try:
-        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
-        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    except Exception as error:  # transformers raises many types for damaged files
-        raise ModelLoadError(f"Could not read {path.name}: {error}") from error
-    progress(0.6, "Writing converted copy to cache")
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=folder.parent))
+    clean_stale_conversions(folder.parent)
+    with StagingFolder(folder.parent) as staging:
+        source = staging / ".source"  # the GGUF file alone: transformers also reads tokenizer files beside it
+        source.mkdir()
+        (source / path.name).symlink_to(path.resolve())
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        progress(None, f"Dequantizing {path.name} ({architecture}) — first load only")
+        try:
+            model = AutoModelForCausalLM.from_pretrained(str(source), gguf_file=path.name)
+            tokenizer = AutoTokenizer.from_pretrained(str(source), gguf_file=path.name)
+        except Exception as error:  # transformers raises many types for damaged files
+            raise ModelLoadError(f"Could not read {path.name}: {error}") from error
+        progress(0.6, "Writing converted copy to cache")
+        try:
+            shutil.rmtree(source)
+            _save_dequantized(model, staging)
+            tokenizer.save_pretrained(staging)
+            files = _write_checksums(staging)
+            staging.chmod(0o755)
+        except OSError as error:
+            raise ModelLoadError(f"Could not write the converted model to {folder.parent}: {error.strerror}.") from error
+        try:
+            os.replace(staging, folder)  # atomic: an interrupted conversion never looks complete
+        except OSError as error:
+            # Another process finished the same conversion first: its copy serves if it holds the same files.
+            if _trusted_files(folder, dict(files)) is None:
+                raise ModelLoadError(f"Could not write the converted model to {folder}: {error.strerror}.") from error
+    return ConvertedCopy(folder, files, converted=True)
+
+
+class StagingFolder:
+    """A staging folder `.converting-XXXX` beside the cache entries, claimed by a lock on `.converting-XXXX.lock`
+    for as long as this process converts into it. The lock file exists (locked) before the folder does, so a
+    folder whose lock can be taken, or that has no lock file, belongs to a process that is gone."""
+
+    def __init__(self, parent: Path):
+        self.parent = parent
+
+    def __enter__(self) -> Path:
+        descriptor, lock = tempfile.mkstemp(prefix=STAGING_PREFIX, suffix=LOCK_SUFFIX, dir=self.parent)
+        if fcntl is not None:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        self.descriptor, self.lock = descriptor, Path(lock)
+        self.staging = Path(lock.removesuffix(LOCK_SUFFIX))
+        self.staging.mkdir()
+        return self.staging
+
+    def __exit__(self, *_exception) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)  # gone already after a successful conversion
+        self.lock.unlink(missing_ok=True)
+        os.close(self.descriptor)
+
+
+STAGING_PREFIX = ".converting-"
+LOCK_SUFFIX = ".lock"
+
+
+def clean_stale_conversions(gguf_dir: Path) -> list[Path]:
+    """Remove what killed conversions left in the cache, never the staging folder of a live conversion (in
+    this process or another). Returns the folders removed."""
+    if fcntl is None or not gguf_dir.is_dir():
+        return []
+    removed = []
+    for entry in sorted(gguf_dir.glob(STAGING_PREFIX + "*")):
+        if entry.name.endswith(LOCK_SUFFIX):
+            staging, lock = entry.with_name(entry.name.removesuffix(LOCK_SUFFIX)), entry
+        else:
+            staging, lock = entry, entry.with_name(entry.name + LOCK_SUFFIX)
+            if lock.exists():
+                continue  # handled with its lock file
+        if _owner_is_gone(lock):
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+                removed.append(staging)
+            lock.unlink(missing_ok=True)
+    return removed
+
+
+def _owner_is_gone(lock: Path) -> bool:
+    """True when no process holds the lock (or there is no lock file at all: its owner removed it and died)."""
     try:
-        _save_dequantized(model, staging)
-        tokenizer.save_pretrained(staging)
-        _write_checksums(staging)
-        staging.chmod(0o755)
-        os.replace(staging, folder)  # atomic: an interrupted conversion never looks complete
-    except OSError as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise ModelLoadError(f"Could not write the converted model to {folder.parent}: {error.strerror}.") from error
-    return folder
+        descriptor = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(descriptor)  # also releases the lock, if it was taken
+    return True
 
 
 def _save_dequantized(model, folder: Path) -> None:
@@ -128,19 +238,42 @@ def _digest(file: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_checksums(folder: Path) -> None:
-    """Record the SHA-256 of every file of a converted copy, so a changed copy is never loaded."""
-    lines = [f"{_digest(file)}  {file.name}" for file in sorted(folder.iterdir()) if file.is_file()]
-    (folder / CHECKSUMS_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+def _copy_entries(folder: Path) -> list[str] | None:
+    """Every entry of a converted copy, hidden ones and sub-folders included (the checksum file aside); None
+    when the copy holds a symbolic link or anything but plain files and folders."""
+    names = []
+    for directory, subdirectories, files in os.walk(folder):
+        for name in subdirectories + files:
+            full = Path(directory) / name
+            if full.is_symlink() or not (full.is_dir() or full.is_file()):
+                return None
+        names += [(Path(directory) / name).relative_to(folder).as_posix() for name in files]
+    return sorted(name for name in names if name != CHECKSUMS_FILE)
+
+
+def _write_checksums(folder: Path) -> tuple[tuple[str, str], ...]:
+    """Hash every file of a fresh copy and write the checksum file (for callers that keep no record)."""
+    files = tuple((name, _digest(folder / name)) for name in _copy_entries(folder) or [])
+    (folder / CHECKSUMS_FILE).write_text("".join(f"{digest}  {name}\n" for name, digest in files), encoding="utf-8")
+    return files
+
+
+def _trusted_files(folder: Path, recorded: Mapping[str, str] | None) -> tuple[tuple[str, str], ...] | None:
+    """The copy's (path, SHA-256) when its files are exactly those recorded (or, with no record, those of its
+    own checksum file); None when they differ, one is added, missing or unreadable."""
+    try:
+        if recorded is None:
+            lines = (folder / CHECKSUMS_FILE).read_text(encoding="utf-8").splitlines()
+            recorded = dict(reversed(line.split("  ", 1)) for line in lines if line)
+        names = _copy_entries(folder)
+        if not recorded or names is None or names != sorted(recorded):
+            return None
+        found = tuple((name, _digest(folder / name)) for name in names)
+    except (OSError, ValueError):
+        return None
+    return found if dict(found) == dict(recorded) else None
 
 
 def copy_is_intact(folder: Path) -> bool:
-    """True when every file of the converted copy still has the SHA-256 recorded at conversion."""
-    try:
-        recorded = dict(
-            reversed(line.split("  ", 1)) for line in (folder / CHECKSUMS_FILE).read_text(encoding="utf-8").splitlines() if line
-        )
-        present = {file.name for file in folder.iterdir() if file.is_file() and file.name != CHECKSUMS_FILE}
-        return present == set(recorded) and all(_digest(folder / name) == digest for name, digest in recorded.items())
-    except (OSError, ValueError):
-        return False
+    """True when every file of the converted copy still has the SHA-256 in its checksum file."""
+    return _trusted_files(folder, None) is not None

@@ -16,10 +16,16 @@ from pathlib import Path
 from engine.weights import gguf_cache
 from engine.errors import ModelLoadError
 from engine.weights.loader import check_hf_folder
+from engine.weights.model_folder import model_files, resolve_model_path
 
 _SAFETENSORS_PRECISIONS = {
     "F64": "fp64", "F32": "fp32", "F16": "fp16", "BF16": "bf16", "F8_E4M3": "fp8", "F8_E5M2": "fp8",
     "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
+}
+# Bytes per element of each dtype the safetensors release beside torch loads; any other dtype cannot load.
+SAFETENSORS_ITEM_BYTES = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E4M3FNUZ": 1, "F8_E5M2FNUZ": 1,
+    "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1, "C64": 8,
 }
 _TORCH_DTYPE_PRECISIONS = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float64": "fp64"}
 _MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024  # the format's own limit
@@ -37,9 +43,7 @@ class ModelDescription:
 
 def describe_model(path: Path) -> ModelDescription:
     """Describe a Hugging Face model folder or a GGUF file; raises ModelLoadError saying what is wrong."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise ModelLoadError(f"Model not found: {path}")
+    path = resolve_model_path(Path(path))
     if not os.access(path, os.R_OK):
         raise ModelLoadError(f"Cannot read {path}: permission denied.")
     if path.is_file() and path.suffix.lower() == ".gguf":
@@ -132,6 +136,11 @@ def _hf_precision(config: dict, elements_by_precision: Counter) -> str:
 
 def read_safetensors_header(path: Path) -> list[tuple[str, list[int]]]:
     """(dtype, shape) of each tensor; refuses a file whose header or length does not add up (truncated)."""
+    return [(dtype, shape) for _name, dtype, shape in read_safetensors_entries(path)]
+
+
+def read_safetensors_entries(path: Path) -> list[tuple[str, str, list[int]]]:
+    """(name, dtype, shape) of each tensor, with the checks of `read_safetensors_header`."""
     try:
         size = path.stat().st_size
         with path.open("rb") as handle:
@@ -146,14 +155,30 @@ def read_safetensors_header(path: Path) -> list[tuple[str, list[int]]]:
         raise ModelLoadError(f"Cannot read {path}: {error.strerror}.") from error
     except (ValueError, UnicodeDecodeError) as error:
         raise ModelLoadError(f"{path.name} is damaged: its safetensors header is not valid JSON ({error}).") from error
-    tensors: list[tuple[str, list[int]]] = []
+    tensors: list[tuple[str, str, list[int]]] = []
     data_end = 0
     try:
         for name, entry in header.items():
             if name == "__metadata__":
                 continue
-            data_end = max(data_end, int(entry["data_offsets"][1]))
-            tensors.append((str(entry["dtype"]), [int(d) for d in entry["shape"]]))
+            dtype, shape = str(entry["dtype"]), [int(d) for d in entry["shape"]]
+            begin, end = (int(offset) for offset in entry["data_offsets"])
+            if dtype not in SAFETENSORS_ITEM_BYTES:
+                known = ", ".join(SAFETENSORS_ITEM_BYTES)
+                raise ModelLoadError(
+                    f"{path.name} stores tensor '{name}' as '{dtype}', a type that cannot be loaded (known types: "
+                    f"{known}). The file is damaged or was written by an incompatible tool."
+                )
+            elements = 1
+            for dimension in shape:
+                elements *= dimension
+            if min(shape, default=0) < 0 or end - begin != elements * SAFETENSORS_ITEM_BYTES[dtype]:
+                raise ModelLoadError(
+                    f"{path.name} is damaged: tensor '{name}' ({dtype} {shape}) needs "
+                    f"{elements * SAFETENSORS_ITEM_BYTES[dtype]:,} bytes but its header gives it {end - begin:,}."
+                )
+            data_end = max(data_end, end)
+            tensors.append((name, dtype, shape))
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
         raise ModelLoadError(f"{path.name} is damaged: its safetensors header is malformed ({error}).") from error
     expected = 8 + header_length + data_end
@@ -165,22 +190,3 @@ def read_safetensors_header(path: Path) -> list[tuple[str, list[int]]]:
         raise ModelLoadError(f"{path.name} is damaged: {size - expected:,} unexpected bytes follow its tensors.")
     return tensors
 
-
-def model_files(folder: Path) -> tuple[str, ...]:
-    """Every regular file in the folder and below, except hidden ones (.git, .cache): what a load may read."""
-    found: list[str] = []
-    visited: set[str] = set()  # symbolic links (as in the Hugging Face cache) are followed, loops are not
-    for directory, subdirectories, names in os.walk(folder, followlinks=True):
-        real = os.path.realpath(directory)
-        if real in visited:
-            subdirectories[:] = []
-            continue
-        visited.add(real)
-        subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
-        for name in names:
-            if name.startswith("."):
-                continue
-            full = Path(directory) / name
-            if full.is_file():
-                found.append(full.relative_to(folder).as_posix())
-    return tuple(sorted(found))

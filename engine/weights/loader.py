@@ -6,11 +6,12 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
 from engine.weights import gguf_cache
+from engine.weights.model_folder import check_tokenizer_files, resolve_model_path
 from engine.weights.devices import QUANTIZED, choose_precision, describe_device, resolve_device
 from engine.weights.quantization import quantize_model
 from engine.errors import ModelLoadError
@@ -24,6 +25,8 @@ class ModelSpec:
     precision: str = "auto"
     device: str = "auto"
     name: str | None = None  # shown to the user; defaults to the file or folder name
+    # GGUF only: SHA-256 by path of the converted copy, as the caller recorded it (see gguf_cache.materialize)
+    converted_files: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class LoadedModelInfo:
     load_seconds: float
     has_chat_template: bool
     quantization: str = "none"  # for int8/int4: layers quantized and the kernel used
+    converted_files: tuple[tuple[str, str], ...] = ()  # GGUF only: (path, SHA-256) of the converted copy loaded
     precision_reason: str = ""  # what `auto` chose and why ("" when the precision was named)
 
     @property
@@ -50,7 +54,7 @@ class LoadedModelInfo:
 
 @dataclass
 class LoadedModel:
-    """What the scheduler owns: never handed to callers."""
+    """What the engine's loop thread owns: never handed to callers."""
 
     model: Any
     tokenizer: Any
@@ -64,7 +68,7 @@ def _no_progress(_fraction: float | None, _message: str) -> None:
 
 
 def check_hf_folder(folder: Path) -> str:
-    """The folder's `model_type`, once it is known to hold a config and weights (raises ModelLoadError)."""
+    """The folder's `model_type`, once it is known to hold a config, weights and a tokenizer (raises ModelLoadError)."""
     config_path = folder / "config.json"
     if not config_path.exists():
         raise ModelLoadError(f"{folder} is not a Hugging Face model folder: it has no config.json.")
@@ -74,6 +78,9 @@ def check_hf_folder(folder: Path) -> str:
         config = json.loads(config_path.read_text())
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"{config_path} cannot be read: {error}") from error
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{config_path} is not a model configuration (it holds no JSON object).")
+    check_tokenizer_files(folder)
     return str(config.get("model_type", "unknown"))
 
 
@@ -125,11 +132,12 @@ def load_model(spec: ModelSpec, cache_dir: Path, progress: ProgressCallback = _n
     device = resolve_device(spec.device)
     precision, dtype, precision_reason = choose_precision(spec.precision, device)
     progress(0.02, f"Checking {path.name}")
-    if not path.exists():
-        raise ModelLoadError(f"Model not found: {path}")
+    resolve_model_path(path)  # refuses a missing path or a link loop
+    converted_files: tuple[tuple[str, str], ...] = ()
     if path.is_file() and path.suffix.lower() == ".gguf":
         model_format = "gguf"
-        folder = gguf_cache.materialize(path, cache_dir, progress)
+        copy = gguf_cache.materialize(path, cache_dir, progress, spec.converted_files)
+        folder, converted_files = copy.folder, copy.files
     elif path.is_dir():
         model_format = "hf"
         folder = path
@@ -180,6 +188,7 @@ def load_model(spec: ModelSpec, cache_dir: Path, progress: ProgressCallback = _n
         has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
         quantization=quantization,
         precision_reason=precision_reason,
+        converted_files=converted_files,
     )
     progress(1.0, "Ready")
     return LoadedModel(model=model, tokenizer=tokenizer, info=info, device=device, eos_token_ids=_eos_ids(model, tokenizer))

@@ -39,7 +39,9 @@ def build_random_model(shape: str, tokenizer, device_name: str = "auto", precisi
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
     parameters = sum(p.numel() for p in model.parameters())
-    quantization = quantize_and_describe(model, precision, dtype) if precision in QUANTIZED else "none"
+    quantization = "none"
+    if precision in QUANTIZED:  # as a loaded file would be: the precision asked for is the one measured
+        quantization = quantize_and_describe(model, precision, dtype)
     info = LoadedModelInfo(
         name=f"random {shape}", path=f"random:{shape}", format="random", architecture=config.model_type,
         parameters=parameters, precision=precision, device=describe_device(device),

@@ -104,7 +104,7 @@ def test_injected_out_of_memory_halves_the_batch_and_loses_nothing(tiny_engine):
     prompts = [f"request number {i}" for i in range(4)]
     expected = [tiny_engine.generate(GenerationRequest(messages=chat(p), params=greedy(40)), timeout=30).text for p in prompts]
 
-    runner = tiny_engine._scheduler._runner
+    runner = tiny_engine._loop._runner
     original_decode = runner.decode
     injected = {"done": False}
 
@@ -123,6 +123,26 @@ def test_injected_out_of_memory_halves_the_batch_and_loses_nothing(tiny_engine):
     assert tiny_engine.settings.max_batch_size < 4
     assert "Out of memory" in tiny_engine.notices()[-1][1]
     assert tiny_engine.snapshot().oom_backoffs == 1
+
+
+def test_out_of_memory_alone_ends_that_request_with_a_message_and_the_engine_goes_on(tiny_engine):
+    tiny_engine.configure(max_batch_size=1)
+    runner = tiny_engine._loop._runner
+    original_decode = runner.decode
+    injected = {"done": False}
+
+    def decode_that_runs_out_of_memory_once():
+        if not injected["done"]:
+            injected["done"] = True
+            raise torch.OutOfMemoryError("injected")
+        return original_decode()
+
+    runner.decode = decode_that_runs_out_of_memory_once
+    result = tiny_engine.generate(GenerationRequest(messages=chat("alone"), params=greedy(10)), timeout=30)
+    assert result.finish_reason is FinishReason.ERROR
+    assert result.error.startswith("Out of memory while generating, even alone.")
+    assert tiny_engine.settings.max_batch_size == 1
+    assert tiny_engine.generate(GenerationRequest(messages=chat("next"), params=greedy(5)), timeout=30).completion_tokens == 5
 
 
 def test_repeated_greedy_request_is_answered_from_the_cache(tiny_engine):
@@ -154,7 +174,7 @@ def test_snapshot_reports_queue_batch_and_percentiles(tiny_engine):
 
 
 def test_snapshot_names_the_forward_pass(tiny_engine):
-    expected = "lean" if tiny_engine._scheduler.lean_decoder else "transformers (batched)"
+    expected = "lean" if tiny_engine.lean_decoder else "transformers (batched)"
     assert tiny_engine.snapshot().decoder == expected
 
 
@@ -202,7 +222,7 @@ def test_compile_mode_is_validated(engine):
 
 
 def test_auto_compiles_on_a_gpu_only():
-    from engine.scheduler import compile_wanted
+    from engine.compile_settings import compile_wanted
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert compile_wanted("auto", cuda) and not compile_wanted("auto", cpu)

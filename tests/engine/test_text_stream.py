@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from engine.errors import SamplingFailed
 from engine.sampling import SamplingParams, apply_repetition_penalty, make_generator, sample_next_token
 from engine.text_stream import StopStringMatcher
 
@@ -48,3 +50,25 @@ def test_repetition_penalty_lowers_seen_tokens_either_sign():
     logits = torch.tensor([2.0, -2.0, 1.0])
     penalised = apply_repetition_penalty(logits, torch.tensor([0, 1]), 2.0)
     assert penalised.tolist() == [1.0, -4.0, 1.0]
+
+
+def sampled(logits: torch.Tensor, params: SamplingParams, seed: int = 0) -> int:
+    return sample_next_token(logits, params, None, make_generator(seed, torch.device("cpu")))
+
+
+def test_a_tiny_temperature_picks_the_top_token():
+    logits = torch.tensor([0.1, 3.0, 2.9, -1.0])
+    params = SamplingParams(temperature=1e-300, top_k=0, top_p=1.0, repetition_penalty=1.0)
+    assert {sampled(logits, params, seed) for seed in range(20)} == {1}
+
+
+def test_an_infinite_score_is_picked_and_nan_scores_never_are():
+    logits = torch.tensor([float("nan"), 1.0, float("inf"), float("nan")])
+    params = SamplingParams(temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0)
+    assert {sampled(logits, params, seed) for seed in range(20)} == {2}
+
+
+def test_scores_that_are_all_nan_raise_a_clear_sampling_error():
+    params = SamplingParams(temperature=0.7, repetition_penalty=1.0)
+    with pytest.raises(SamplingFailed, match="no usable scores.*Try another precision"):
+        sampled(torch.full((8,), float("nan")), params)

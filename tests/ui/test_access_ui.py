@@ -11,7 +11,8 @@ from PySide6.QtWidgets import QApplication, QDialog, QLineEdit
 
 from console.access.control import AuthenticationFailed
 from console.core import ConsoleCore
-from tests.access_helpers import ROLE_PASSWORD, TEST_ADMIN, TEST_PASSWORD, admin_core, core_as
+from tests.access_helpers import ROLE_PASSWORD, TEST_ADMIN, TEST_PASSWORD, audit_entries, desktop_as, raw_database
+from ui.access.desktop_session import DesktopSession
 from ui.access.account_dialogs import ChangePasswordDialog, FirstAdminDialog, SignInDialog
 from ui.access.audit_view import AuditView
 from ui.access.session_lock import IdleLock
@@ -23,16 +24,17 @@ NEW_PASSWORD = "violet-harbour-kettle-3"
 
 @pytest.fixture
 def fresh_core(tmp_path):
+    """A desktop session on a data directory without any account."""
     core = ConsoleCore(data_dir=tmp_path / "data")
-    yield core
+    yield DesktopSession(core)
     core.shutdown()
 
 
 @pytest.fixture
 def admin(tmp_path):
-    core = admin_core(tmp_path / "data")
-    yield core
-    core.shutdown()
+    session = desktop_as(tmp_path / "data", "admin")
+    yield session
+    session.core.shutdown()
 
 
 @pytest.fixture
@@ -43,16 +45,16 @@ def signed_out(admin):
 
 @pytest.fixture
 def operator(tmp_path):
-    core = core_as(tmp_path / "data", "operator")
-    yield core
-    core.shutdown()
+    session = desktop_as(tmp_path / "data", "operator")
+    yield session
+    session.core.shutdown()
 
 
 @pytest.fixture
 def viewer(tmp_path):
-    core = core_as(tmp_path / "data", "viewer")
-    yield core
-    core.shutdown()
+    session = desktop_as(tmp_path / "data", "viewer")
+    yield session
+    session.core.shutdown()
 
 
 def shown(qtbot, widget):
@@ -74,14 +76,14 @@ def test_first_admin_dialog_refuses_two_different_passwords(qtbot, fresh_core):
     type_into(qtbot, dialog.confirm, "a-long-pass-phrasE")
     qtbot.keyClick(dialog.confirm, Qt.Key.Key_Return)
     assert "passwords differ" in dialog.error.text() and dialog.isVisible()
-    assert fresh_core.session is None and fresh_core.access.needs_first_admin()
+    assert fresh_core.principal is None and fresh_core.core.access.needs_first_admin()
 
 
 def test_escape_cancels_the_first_admin_dialog_without_creating_anyone(qtbot, fresh_core):
     dialog = shown(qtbot, FirstAdminDialog(fresh_core))
     type_into(qtbot, dialog.user_name, "root")
     qtbot.keyClick(dialog.user_name, Qt.Key.Key_Escape)
-    assert dialog.result() == QDialog.DialogCode.Rejected and fresh_core.access.needs_first_admin()
+    assert dialog.result() == QDialog.DialogCode.Rejected and fresh_core.core.access.needs_first_admin()
 
 
 def test_enter_signs_in_and_a_wrong_password_is_cleared_for_the_next_try(qtbot, signed_out):
@@ -93,11 +95,11 @@ def test_enter_signs_in_and_a_wrong_password_is_cleared_for_the_next_try(qtbot, 
     assert dialog.error.text() == "⚠ Wrong user name or password." and dialog.password.text() == ""
     qtbot.keyClicks(dialog.password, TEST_PASSWORD)
     qtbot.keyClick(dialog.password, Qt.Key.Key_Return)
-    assert dialog.result() == ACCEPTED and signed_out.session.user == TEST_ADMIN
+    assert dialog.result() == ACCEPTED and signed_out.principal.user == TEST_ADMIN
 
 
 def test_unlocking_fixes_the_name_and_switch_user_lets_someone_else_in(qtbot, admin):
-    admin.access.create_user(admin.session, "vic", ROLE_PASSWORD, "viewer")
+    admin.core.access.create_user(admin.principal, "vic", ROLE_PASSWORD, "viewer")
     admin.sign_out("locked")
     dialog = shown(qtbot, SignInDialog(admin, locked_user=TEST_ADMIN))
     assert dialog.user_name.text() == TEST_ADMIN and not dialog.user_name.isEnabled()
@@ -107,7 +109,7 @@ def test_unlocking_fixes_the_name_and_switch_user_lets_someone_else_in(qtbot, ad
     type_into(qtbot, dialog.user_name, "vic")
     type_into(qtbot, dialog.password, ROLE_PASSWORD)
     qtbot.keyClick(dialog.password, Qt.Key.Key_Return)
-    assert dialog.result() == ACCEPTED and admin.session.user == "vic" and admin.session.role == "viewer"
+    assert dialog.result() == ACCEPTED and admin.principal.user == "vic" and admin.principal.role == "viewer"
 
 
 # --- change password ----------------------------------------------------------------------------------------
@@ -147,8 +149,8 @@ def test_the_service_refuses_an_admin_setting_even_when_the_widget_is_enabled(qt
     port.widget.setValue(9999)
     qtbot.mouseClick(view.apply_button, Qt.MouseButton.LeftButton)
     assert "may not change the setting 'Prometheus port'" in port.error.text() and port.error.isVisible()
-    assert operator.settings.get("prometheus.port") == 9479
-    assert operator.audit.entries(action="access.denied")[0].actor == "operator"
+    assert operator.core.settings.get("prometheus.port") == 9479
+    assert audit_entries(operator.core.data_dir, action="access.denied")[0].actor == "operator"
 
 
 def test_invalid_alert_rules_show_under_their_field_and_nothing_is_stored(qtbot, admin):
@@ -160,7 +162,7 @@ def test_invalid_alert_rules_show_under_their_field_and_nothing_is_stored(qtbot,
         qtbot.mouseClick(view.apply_button, Qt.MouseButton.LeftButton)
     assert saved.args == [{"engine.max_new_tokens": 300}]
     assert "Alert rules: must be a list of rules" in rules.error.text()
-    assert admin.settings.get("alerts.rules") == [] and admin.settings.get("engine.max_new_tokens") == 300
+    assert admin.core.settings.get("alerts.rules") == [] and admin.core.settings.get("engine.max_new_tokens") == 300
     assert view.status.text() == "Saved 1 change. 1 refused: see the red notes."
 
 
@@ -172,12 +174,12 @@ def test_ctrl_s_applies_the_settings(qtbot, admin):
     qtbot.waitUntil(lambda: QApplication.activeWindow() is view)
     spin.setFocus()
     qtbot.keyClick(spin, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
-    assert admin.settings.get("security.idle_lock_minutes") == 5
+    assert admin.core.settings.get("security.idle_lock_minutes") == 5
 
 
 def test_a_role_without_settings_view_sees_only_the_permission_message(qtbot, admin):
-    admin.access.create_role(admin.session, "chatter", {"chat:use"})
-    admin.access.create_user(admin.session, "cleo", ROLE_PASSWORD, "chatter")
+    admin.core.access.create_role(admin.principal, "chatter", {"chat:use"})
+    admin.core.access.create_user(admin.principal, "cleo", ROLE_PASSWORD, "chatter")
     admin.sign_out()
     admin.sign_in("cleo", ROLE_PASSWORD)
     view = shown(qtbot, SettingsView(admin))
@@ -186,7 +188,7 @@ def test_a_role_without_settings_view_sees_only_the_permission_message(qtbot, ad
 
 
 def test_switching_from_admin_to_viewer_regates_the_settings_view(qtbot, admin):
-    admin.access.create_user(admin.session, "vic", ROLE_PASSWORD, "viewer")
+    admin.core.access.create_user(admin.principal, "vic", ROLE_PASSWORD, "viewer")
     view = shown(qtbot, SettingsView(admin))
     assert view.users.isVisible() and view.apply_button.isVisible()
     admin.sign_out()
@@ -198,7 +200,7 @@ def test_switching_from_admin_to_viewer_regates_the_settings_view(qtbot, admin):
 
 def test_the_data_directory_is_shown_read_only_with_how_to_move_it(qtbot, viewer):
     view = shown(qtbot, SettingsView(viewer))
-    assert view.data_dir.text() == str(viewer.data_dir)
+    assert view.data_dir.text() == str(viewer.core.data_dir)
     assert any("LLM_CONSOLE_DATA_DIR" in label.text() for label in view.findChildren(type(view.data_dir)))
 
 
@@ -230,7 +232,7 @@ def test_a_weak_password_keeps_the_create_user_dialog_open(qtbot, admin):
 
 
 def test_an_admin_changes_a_role_resets_a_password_and_deletes_a_user(qtbot, admin):
-    admin.access.create_user(admin.session, "erin", ROLE_PASSWORD, "viewer")
+    admin.core.access.create_user(admin.principal, "erin", ROLE_PASSWORD, "viewer")
     view = shown(qtbot, SettingsView(admin))  # kept: the section lives as long as its view
     users = view.users
     assert not users.role_button.isEnabled()  # nothing selected yet
@@ -246,7 +248,7 @@ def test_an_admin_changes_a_role_resets_a_password_and_deletes_a_user(qtbot, adm
     qtbot.keyClick(reset.confirm, Qt.Key.Key_Return)
     assert reset.result() == ACCEPTED and users.message.text() == "The password of erin was reset."
     assert users.delete_user(confirm=False) and "erin" not in user_rows(users)
-    assert admin.access.sign_in("admin", TEST_PASSWORD)  # the admin is untouched
+    assert admin.core.access.sign_in("admin", TEST_PASSWORD)  # the admin is untouched
 
 
 def test_demoting_the_last_admin_is_refused_inside_the_dialog(qtbot, admin):
@@ -278,17 +280,19 @@ def test_verify_turns_red_when_a_row_is_edited_in_the_database(qtbot, admin):
     view = shown(qtbot, AuditView(admin))
     qtbot.mouseClick(view.verify_button, Qt.MouseButton.LeftButton)
     assert view.verdict.property("state") == "ok" and "intact: " in view.verdict.text()
-    with admin.database.write() as db:
+    database = raw_database(admin.core.data_dir)
+    with database.write() as db:
         # entry 2 is the admin's sign-in, whose details are '{}': write something else there
         db.execute("""update audit_log set details = '{"forged": true}' where seq = 2""")
+    database.close()
     qtbot.mouseClick(view.verify_button, Qt.MouseButton.LeftButton)
     assert view.verdict.property("state") == "error" and "entry 2" in view.verdict.text()
 
 
 def test_the_audit_view_filters_by_user_and_outcome(qtbot, admin):
-    admin.access.create_user(admin.session, "erin", ROLE_PASSWORD, "viewer")
+    admin.core.access.create_user(admin.principal, "erin", ROLE_PASSWORD, "viewer")
     with pytest.raises(AuthenticationFailed):
-        admin.access.sign_in("erin", "wrong-password-x")
+        admin.core.access.sign_in("erin", "wrong-password-x")
     view = shown(qtbot, AuditView(admin))
     type_into(qtbot, view.actor, "erin")
     qtbot.keyClick(view.actor, Qt.Key.Key_Return)
@@ -360,3 +364,12 @@ def test_set_minutes_applies_live(qtbot, idle_lock):
     now[0] += 10**6
     lock.check()
     assert lock.active
+
+
+# --- the audit tab follows the log ----------------------------------------------------------------------------
+def test_the_audit_view_shows_an_entry_a_service_appends_without_a_refresh_click(qtbot, admin):
+    view = shown(qtbot, AuditView(admin))
+    admin.core.access.create_user(admin.principal, "walt", ROLE_PASSWORD, "viewer")  # as another client would
+    qtbot.waitUntil(lambda: any(view.table.item(row, 4).text() == "walt" for row in range(view.table.rowCount())),
+                    timeout=10_000)
+    assert view.table.item(0, 3).text() == "user.create"

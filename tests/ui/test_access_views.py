@@ -8,7 +8,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog
 
 from console.core import ConsoleCore
-from tests.access_helpers import ROLE_PASSWORD, TEST_ADMIN, TEST_PASSWORD, admin_core, core_as
+from tests.access_helpers import ROLE_PASSWORD, TEST_ADMIN, TEST_PASSWORD, admin_core, audit_entries, desktop_as, raw_database
+from ui.access.desktop_session import DesktopSession
 from ui.access.account_dialogs import FirstAdminDialog, SignInDialog
 from ui.app import build_main_window
 from ui.access.audit_view import AuditView
@@ -18,8 +19,9 @@ from ui.settings.settings_view import SettingsView
 
 @pytest.fixture
 def fresh_core(tmp_path):
+    """A desktop session on a data directory without any account."""
     core = ConsoleCore(data_dir=tmp_path / "data")
-    yield core
+    yield DesktopSession(core)
     core.shutdown()
 
 
@@ -42,31 +44,31 @@ def test_first_start_creates_the_administrator_and_explains_weak_passwords(qtbot
     type_into(qtbot, dialog.confirm, "a-long-pass-phrase")
     qtbot.keyClick(dialog.confirm, Qt.Key.Key_Return)
     assert dialog.result() == QDialog.DialogCode.Accepted
-    assert fresh_core.session.user == "root" and fresh_core.session.role == "admin"
+    assert fresh_core.principal.user == "root" and fresh_core.principal.role == "admin"
 
 
 def test_sign_in_shows_a_wrong_password_then_lets_the_right_one_in(qtbot, tmp_path):
-    core = admin_core(tmp_path / "data")
-    core.sign_out()
+    session = desktop_as(tmp_path / "data", "admin")
+    session.sign_out()
     try:
-        dialog = SignInDialog(core)
+        dialog = SignInDialog(session)
         qtbot.addWidget(dialog)
         type_into(qtbot, dialog.user_name, TEST_ADMIN)
         type_into(qtbot, dialog.password, "not-the-password")
         dialog.submit()
-        assert dialog.error.text() == "⚠ Wrong user name or password." and core.session is None
+        assert dialog.error.text() == "⚠ Wrong user name or password." and session.principal is None
         type_into(qtbot, dialog.password, TEST_PASSWORD)
         dialog.submit()
-        assert dialog.result() == QDialog.DialogCode.Accepted and core.session.user == TEST_ADMIN
+        assert dialog.result() == QDialog.DialogCode.Accepted and session.principal.user == TEST_ADMIN
     finally:
-        core.shutdown()
+        session.core.shutdown()
 
 
 def test_the_sign_in_dialog_says_when_the_account_is_locked(qtbot, tmp_path):
-    core = admin_core(tmp_path / "data")
-    core.sign_out()
+    session = desktop_as(tmp_path / "data", "admin")
+    session.sign_out()
     try:
-        dialog = SignInDialog(core)
+        dialog = SignInDialog(session)
         qtbot.addWidget(dialog)
         type_into(qtbot, dialog.user_name, TEST_ADMIN)
         type_into(qtbot, dialog.password, "wrong-password-x")
@@ -74,15 +76,15 @@ def test_the_sign_in_dialog_says_when_the_account_is_locked(qtbot, tmp_path):
             dialog.submit()
         type_into(qtbot, dialog.password, TEST_PASSWORD)
         dialog.submit()
-        assert "Too many failed attempts" in dialog.error.text() and core.session is None
+        assert "Too many failed attempts" in dialog.error.text() and session.principal is None
     finally:
-        core.shutdown()
+        session.core.shutdown()
 
 
 def test_a_viewer_sees_the_settings_read_only_and_no_user_management(qtbot, tmp_path):
-    core = core_as(tmp_path / "data", "viewer")
+    session = desktop_as(tmp_path / "data", "viewer")
     try:
-        view = SettingsView(core)
+        view = SettingsView(session)
         qtbot.addWidget(view)
         view.show()
         assert view.scroll.isVisible() and not view.denied.isVisible()
@@ -90,20 +92,21 @@ def test_a_viewer_sees_the_settings_read_only_and_no_user_management(qtbot, tmp_
         assert not view.apply_button.isVisible() and view.status.text() == "Read-only for your role."
         assert not view.users.isVisible()
     finally:
-        core.shutdown()
+        session.core.shutdown()
 
 
 def test_an_operator_changes_the_batch_size_in_the_settings_view(qtbot, tmp_path):
-    core = core_as(tmp_path / "data", "operator")
+    session = desktop_as(tmp_path / "data", "operator")
+    core = session.core
     try:
-        view = SettingsView(core)
+        view = SettingsView(session)
         qtbot.addWidget(view)
         assert view.fields["engine.max_batch_size"].widget.isEnabled()
         assert not view.fields["prometheus.enabled"].widget.isEnabled()
         view.fields["engine.max_batch_size"].widget.setValue(12)
         qtbot.mouseClick(view.apply_button, Qt.MouseButton.LeftButton)
         assert core.settings.get("engine.max_batch_size") == 12
-        change = core.audit.entries(action="settings.change")[0]
+        change = audit_entries(core.data_dir, action="settings.change")[0]
         assert change.actor == "operator" and '"old": 8' in change.details and '"new": 12' in change.details
         assert view.status.text() == "Saved 1 change."
     finally:
@@ -111,9 +114,10 @@ def test_an_operator_changes_the_batch_size_in_the_settings_view(qtbot, tmp_path
 
 
 def test_an_admin_creates_a_user_and_cannot_delete_the_last_admin(qtbot, tmp_path):
-    core = admin_core(tmp_path / "data")
+    session = desktop_as(tmp_path / "data", "admin")
+    core = session.core
     try:
-        view = SettingsView(core)
+        view = SettingsView(session)
         qtbot.addWidget(view)
         users = view.users
         dialog = users.new_user_dialog()
@@ -133,10 +137,11 @@ def test_an_admin_creates_a_user_and_cannot_delete_the_last_admin(qtbot, tmp_pat
 
 
 def test_the_audit_view_filters_verifies_and_exports(qtbot, tmp_path):
-    core = admin_core(tmp_path / "data")
+    session = desktop_as(tmp_path / "data", "admin")
+    core = session.core
     try:
-        core.access.create_user(core.session, "erin", ROLE_PASSWORD, "viewer")
-        view = AuditView(core)
+        core.access.create_user(session.principal, "erin", ROLE_PASSWORD, "viewer")
+        view = AuditView(session)
         qtbot.addWidget(view)
         actions = {view.table.item(row, 3).text() for row in range(view.table.rowCount())}
         assert {"user.create", "auth.sign_in"} <= actions
@@ -145,8 +150,10 @@ def test_the_audit_view_filters_verifies_and_exports(qtbot, tmp_path):
         assert view.table.rowCount() == 0
         view.verify()
         assert view.verdict.text().startswith("✔ Chain intact")
-        with core.database.write() as db:
+        database = raw_database(core.data_dir)
+        with database.write() as db:
             db.execute("update audit_log set target = 'forged' where seq = 1")
+        database.close()
         view.verify()
         assert "entry 1" in view.verdict.text() and view.verdict.property("state") == "error"
         type_into(qtbot, view.actor, "")
@@ -180,8 +187,8 @@ def window(admin_window):
     return admin_window
 
 
-def signed_in_dialog(core, user, password, **options) -> SignInDialog:
-    dialog = SignInDialog(core, **options)
+def signed_in_dialog(session, user, password, **options) -> SignInDialog:
+    dialog = SignInDialog(session, **options)
     dialog.user_name.setText(user)
     dialog.password.setText(password)
     dialog.submit()
@@ -190,18 +197,18 @@ def signed_in_dialog(core, user, password, **options) -> SignInDialog:
 
 
 def test_locking_hides_the_workspace_and_unlocking_signs_in_again(window):
-    core = window.adapter.core
+    session = window.session
     window.lock_session()
-    assert window.pages.currentWidget() is window.lock_page and core.session is None
-    assert core.audit.entries(limit=1)[0].details == '{"reason": "locked"}'
-    assert window.unlock(signed_in_dialog(core, TEST_ADMIN, TEST_PASSWORD, locked_user=TEST_ADMIN))
-    assert window.pages.currentIndex() == 0 and core.session.user == TEST_ADMIN
+    assert window.pages.currentWidget() is window.lock_page and session.principal is None
+    assert audit_entries(session.core.data_dir, limit=1)[0].details == '{"reason": "locked"}'
+    assert window.unlock(signed_in_dialog(session, TEST_ADMIN, TEST_PASSWORD, locked_user=TEST_ADMIN))
+    assert window.pages.currentIndex() == 0 and session.principal.user == TEST_ADMIN
 
 
 def test_switching_to_a_viewer_hides_what_a_viewer_may_not_do(window):
-    core = window.adapter.core
-    core.access.create_user(core.session, "vic", ROLE_PASSWORD, "viewer")
-    assert window.switch_user(signed_in_dialog(core, "vic", ROLE_PASSWORD))
+    session = window.session
+    session.core.access.create_user(session.principal, "vic", ROLE_PASSWORD, "viewer")
+    assert window.switch_user(signed_in_dialog(session, "vic", ROLE_PASSWORD))
     tabs = window.tabs
     visible = {tabs.tabText(i) for i in range(tabs.count()) if tabs.isTabVisible(i)}
     assert visible == {"Chat", "Engine", "Models", "Telemetry", "Settings"}
@@ -214,17 +221,17 @@ def test_switching_to_a_viewer_hides_what_a_viewer_may_not_do(window):
 
 
 def test_stored_engine_defaults_apply_to_a_new_window(qtbot, tmp_path):
-    core = admin_core(tmp_path / "data")
-    core.settings.set(core.session, "engine.precision", "int8")
-    core.settings.set(core.session, "engine.max_new_tokens", 99)
-    core.settings.set(core.session, "engine.max_batch_size", 3)
+    core, admin = admin_core(tmp_path / "data")
+    core.settings.set(admin, "engine.precision", "int8")
+    core.settings.set(admin, "engine.max_new_tokens", 99)
+    core.settings.set(admin, "engine.max_batch_size", 3)
     core.shutdown()
-    main_window = build_main_window(admin_core(tmp_path / "data"))
+    main_window = build_main_window(*admin_core(tmp_path / "data"))
     qtbot.addWidget(main_window)
     try:
         assert main_window.model_bar.precision_combo.currentText() == "int8"
         assert main_window.chat_panel.controls.max_new_tokens.value() == 99
-        assert main_window.adapter.core.engine.settings.max_batch_size == 3
+        assert main_window.adapter.core.engine_settings.max_batch_size == 3
     finally:
         main_window.shutdown()
 
@@ -236,7 +243,7 @@ def test_saved_settings_apply_to_the_open_window_at_once(admin_window):
     view.fields["engine.max_new_tokens"].widget.setValue(77)
     view.fields["security.idle_lock_minutes"].widget.setValue(3)
     view.apply()
-    engine_settings = admin_window.adapter.core.engine.settings
+    engine_settings = admin_window.adapter.core.engine_settings
     assert (engine_settings.max_batch_size, engine_settings.max_wait_ms) == (5, 12.0)
     assert admin_window.engine_panel.max_batch_size.value() == 5
     assert admin_window.chat_panel.controls.max_new_tokens.value() == 77

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
 from engine import FinishReason
 
@@ -54,6 +55,7 @@ def test_send_streams_a_reply_with_its_figures(loaded_window, qtbot):
     assert user_view.text == "hello world"
     assert len(pieces) > 1
     assert reply_view.text == result.text == "".join(pieces)
+    assert reply_view.body.toPlainText() == result.text
     assert reply_view.figures.isVisible()
     figures = reply_view.figures.text()
     assert "30 tokens" in figures and "tok/s" in figures and "first token" in figures and "max tokens" in figures
@@ -123,7 +125,62 @@ def test_closing_while_generating_stops_cleanly(loaded_window, qtbot):
     with qtbot.waitSignal(panel.adapter.text_received, timeout=60_000):
         panel.send_button.click()
     loaded_window.close()
-    scheduler_thread = loaded_window.adapter.core.engine._scheduler._thread
-    assert not scheduler_thread.is_alive()
+    loop_thread = loaded_window.adapter.core._engine._loop._thread
+    assert not loop_thread.is_alive()
     qtbot.waitUntil(lambda: len(results) == 1, timeout=10_000)
     assert results[0].finish_reason in (FinishReason.CANCELLED, FinishReason.ERROR)
+
+
+def test_a_streamed_reply_only_ever_appends_to_its_document(loaded_window, qtbot):
+    panel = loaded_window.chat_panel
+    panel.controls.max_new_tokens.setValue(60)
+    panel.controls.temperature.setValue(0.0)
+    type_message(qtbot, loaded_window, "tell me a story")
+    panel.send()
+    document = panel.message_views()[-1].body.document()
+    changes = []
+    document.contentsChange.connect(lambda position, removed, added: changes.append((position, removed, added)))
+    pieces = []
+    panel.adapter.text_received.connect(lambda _id, piece: pieces.append(piece))
+    with qtbot.waitSignal(panel.adapter.generation_finished, timeout=60_000) as finished:
+        pass
+    assert document.toPlainText() == finished.args[1].text
+    assert changes and all(removed == 0 for _position, removed, _added in changes)
+    assert sum(added for _position, _removed, added in changes) == len(finished.args[1].text)
+    assert len(changes) <= len(pieces)
+
+
+def tall_question() -> str:
+    """Short in tokens (the tiny model's context is 2,048), tall on screen: the transcript can scroll."""
+    return ".\n" * 30 + "tell me everything"  # and greedy, the tiny model goes on past 300 tokens
+
+
+def test_the_transcript_follows_a_streaming_reply_to_its_end(loaded_window, qtbot):
+    panel = loaded_window.chat_panel
+    panel.controls.max_new_tokens.setValue(80)
+    panel.controls.temperature.setValue(0.0)
+    panel.input.setPlainText(tall_question())
+    with qtbot.waitSignal(panel.adapter.generation_finished, timeout=60_000) as finished:
+        panel.send()
+    assert finished.args[1].text
+    bar = panel.scroll.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0 and bar.value() == bar.maximum(), timeout=5_000)
+
+
+def test_scrolling_up_while_a_reply_streams_keeps_the_reader_where_they_are(loaded_window, qtbot):
+    panel = loaded_window.chat_panel
+    panel.controls.max_new_tokens.setValue(300)
+    panel.controls.temperature.setValue(0.0)
+    panel.input.setPlainText(tall_question())
+    bar = panel.scroll.verticalScrollBar()
+    with qtbot.waitSignal(panel.adapter.text_received, timeout=60_000):
+        panel.send()
+    qtbot.waitUntil(lambda: bar.maximum() > 0, timeout=5_000)
+    bar.setValue(0)  # the reader goes back to the top of the question
+    height_when_scrolled = bar.maximum()
+    with qtbot.waitSignal(panel.adapter.generation_finished, timeout=60_000):
+        pass
+    QApplication.processEvents()  # the last frame of text and the layout it posts
+    QApplication.processEvents()
+    assert bar.maximum() > height_when_scrolled
+    assert bar.value() == 0

@@ -16,7 +16,7 @@ def test_changing_knobs_in_the_panel_changes_the_engine_live(window):
     panel.max_batch_size.setValue(3)
     panel.max_wait_ms.setValue(20)
     panel.response_cache.setChecked(False)
-    settings = window.adapter.core.engine.settings
+    settings = window.adapter.core.engine_settings
     assert (settings.max_batch_size, settings.max_wait_ms, settings.response_cache) == (3, 20, False)
 
 

@@ -23,9 +23,11 @@ COLUMN = {name: index for index, name in enumerate(("Model", "Version", "Format"
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    core = admin_core(tmp_path / "data")
-    skip_embedded_registration(core._registry)
-    main_window = build_main_window(core)
+    core, admin = admin_core(tmp_path / "data")
+    registry = open_registry(tmp_path / "data" / "registry.db")
+    skip_embedded_registration(registry)
+    registry.database.close()
+    main_window = build_main_window(core, admin)
     qtbot.addWidget(main_window)
     main_window.show()
     main_window.tabs.setCurrentWidget(main_window.models_panel)
@@ -84,13 +86,13 @@ def test_cancel_stops_the_import_and_registers_nothing(qtbot, panel, tmp_path):
         assert panel.cancel_button.isVisible()
         qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
     assert panel.notice.text() == "Import cancelled: nothing was registered."
-    assert panel.registry.versions() == [] and panel.table.rowCount() == 0
+    assert panel.registry.versions(panel.session.principal) == [] and panel.table.rowCount() == 0
     assert not panel.progress_box.isVisible() and panel.import_folder_button.isEnabled()
 
 
 def test_verify_now_flags_a_tampered_file_with_both_hashes(qtbot, panel, tiny_model_copy):
     import_and_wait(qtbot, panel, tiny_model_copy, name="tiny")
-    expected = {f.path: f.sha256 for f in panel.registry.files(1)}["model.safetensors"]
+    expected = {f.path: f.sha256 for f in panel.registry.files(panel.session.principal, 1)}["model.safetensors"]
     flip_byte(tiny_model_copy / "model.safetensors")
     panel.select_version(1)
     with qtbot.waitSignal(panel.jobs.job_finished, timeout=60_000):
@@ -129,10 +131,10 @@ def test_a_tampered_version_is_refused_in_the_window(qtbot, window, panel, tiny_
 
 def test_checksums_copy_with_one_click(qtbot, panel, tiny_model_dir):
     import_and_wait(qtbot, panel, tiny_model_dir, name="tiny")
-    version = panel.registry.version(1)
+    version = panel.registry.version(panel.session.principal, 1)
     qtbot.mouseClick(panel.details.copy_checksum_button, Qt.MouseButton.LeftButton)
     assert QGuiApplication.clipboard().text() == version.checksum
-    first_file = panel.registry.files(1)[0]
+    first_file = panel.registry.files(panel.session.principal, 1)[0]
     qtbot.mouseClick(panel.details.files_table.cellWidget(0, 3), Qt.MouseButton.LeftButton)
     assert QGuiApplication.clipboard().text() == first_file.sha256
     assert panel.notice.text() == f"✓ Copied the SHA-256 of {first_file.path} to the clipboard."
@@ -149,7 +151,7 @@ def test_set_as_default_makes_the_model_bar_load_it_verified(qtbot, window, pane
     with qtbot.waitSignal(window.adapter.load_finished, timeout=60_000) as loaded:
         qtbot.mouseClick(window.model_bar.load_button, Qt.MouseButton.LeftButton)
     assert loaded.args[0].name == "tiny:v1"
-    assert panel.registry.load_history(1)[0].outcome == "loaded"
+    assert panel.registry.load_history(panel.session.principal, 1)[0].outcome == "loaded"
 
 
 def test_retire_asks_first_then_keeps_the_version_on_record(qtbot, panel, tiny_model_dir, monkeypatch):
@@ -157,7 +159,7 @@ def test_retire_asks_first_then_keeps_the_version_on_record(qtbot, panel, tiny_m
     panel.select_version(1)
     monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.No)
     qtbot.mouseClick(panel.retire_button, Qt.MouseButton.LeftButton)
-    assert not panel.registry.version(1).retired
+    assert not panel.registry.version(panel.session.principal, 1).retired
     monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.Yes)
     qtbot.mouseClick(panel.retire_button, Qt.MouseButton.LeftButton)
     assert cell(panel, 0, "Verified").startswith("retired ")
@@ -168,7 +170,7 @@ def test_retire_asks_first_then_keeps_the_version_on_record(qtbot, panel, tiny_m
 def test_the_schedule_is_saved_and_due_versions_are_rehashed(qtbot, panel, tiny_model_dir):
     import_and_wait(qtbot, panel, tiny_model_dir, name="tiny")
     panel.schedule.setValue(2)
-    assert panel.registry.verify_interval_hours == 2
+    assert panel.registry.verify_interval_hours(panel.session.principal) == 2
     assert not panel.run_scheduled_verification()  # just registered: nothing due
     later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=3)
     with qtbot.waitSignal(panel.jobs.job_finished, timeout=60_000) as finished:
@@ -182,7 +184,7 @@ def test_export_then_check_a_manifest(qtbot, panel, tiny_model_dir, tmp_path):
     panel.select_version(1)
     destination = tmp_path / "tiny.json"
     panel.export_manifest_to(str(destination))
-    assert json.loads(destination.read_text())["checksum"] == panel.registry.version(1).checksum
+    assert json.loads(destination.read_text())["checksum"] == panel.registry.version(panel.session.principal, 1).checksum
     with qtbot.waitSignal(panel.jobs.job_finished, timeout=60_000):
         assert panel.check_manifest_file(str(destination))
     assert panel.notice.text().startswith(f"✓ {tiny_model_dir} matches the manifest of tiny:v1")
@@ -191,7 +193,7 @@ def test_export_then_check_a_manifest(qtbot, panel, tiny_model_dir, tmp_path):
 
 def test_the_import_dialog_suggests_the_next_version_of_an_existing_model(qtbot, panel, tiny_model_dir):
     import_and_wait(qtbot, panel, tiny_model_dir, name="tiny")
-    dialog = ImportDialog(panel.registry, "/models/tiny-retrained", panel)
+    dialog = ImportDialog(panel.registry, panel.session, "/models/tiny-retrained", panel)
     qtbot.addWidget(dialog)
     assert dialog.name.currentText() == "tiny-retrained" and dialog.version.text() == "v1"
     dialog.name.setEditText("tiny")
@@ -212,7 +214,7 @@ def test_closing_the_window_during_an_import_cancels_it(qtbot, window, panel, tm
 
 
 def test_first_start_registers_the_embedded_model_as_the_default(qtbot, tmp_path):
-    main_window = build_main_window(admin_core(tmp_path / "fresh"))
+    main_window = build_main_window(*admin_core(tmp_path / "fresh"))
     qtbot.addWidget(main_window)
     panel = main_window.models_panel
     try:

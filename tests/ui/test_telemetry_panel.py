@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
 from console.telemetry import DEFAULT_RULES, GpuSampler, TelemetryService
+from console.telemetry.monitor import TelemetryMonitor
 from tests.engine_figures import ScriptedEngineFigures
 from tests.fake_nvml import FakeGpu, FakeNvml
 from ui.adapters.engine_adapter import EngineAdapter
@@ -19,6 +20,7 @@ from ui.main_window import MainWindow
 from ui.adapters.telemetry_adapter import TelemetryAdapter
 from ui.telemetry.telemetry_panel import TelemetryPanel
 from tests.access_helpers import admin_core
+from ui.access.desktop_session import DesktopSession
 
 
 @pytest.fixture
@@ -34,7 +36,7 @@ def engine_figures():
 @pytest.fixture
 def telemetry(nvml, engine_figures):
     """Telemetry without its thread: each test takes samples itself with sample_once()."""
-    adapter = TelemetryAdapter(TelemetryService(engine_figures.snapshot, gpu_sampler=GpuSampler(nvml=nvml)))
+    adapter = TelemetryAdapter(TelemetryMonitor(TelemetryService(engine_figures.snapshot, gpu_sampler=GpuSampler(nvml=nvml))))
     yield adapter
     adapter.shutdown()
 
@@ -80,7 +82,7 @@ def test_gpu_processes_are_listed_beside_the_gpu_charts(panel, telemetry, nvml):
 
 
 def test_without_a_gpu_the_dashboard_says_so_and_draws_the_rest(qtbot, engine_figures):
-    adapter = TelemetryAdapter(TelemetryService(engine_figures.snapshot, gpu_sampler=GpuSampler(nvml=FakeNvml(driver_loaded=False))))
+    adapter = TelemetryAdapter(TelemetryMonitor(TelemetryService(engine_figures.snapshot, gpu_sampler=GpuSampler(nvml=FakeNvml(driver_loaded=False)))))
     panel = TelemetryPanel(adapter)
     qtbot.addWidget(panel)
     try:
@@ -236,7 +238,8 @@ def test_a_taken_prometheus_port_is_reported_and_the_switch_turns_off(panel):
 # --- in the main window -------------------------------------------------------------------------------------------
 @pytest.fixture
 def window(qtbot, tmp_path, telemetry):
-    main_window = MainWindow(EngineAdapter(admin_core(tmp_path / "data")), telemetry=telemetry)
+    core, admin = admin_core(tmp_path / "data")
+    main_window = MainWindow(EngineAdapter(core, DesktopSession(core, admin)), telemetry=telemetry)
     qtbot.addWidget(main_window)
     main_window.show()
     yield main_window
@@ -264,9 +267,11 @@ def test_a_firing_alert_shows_in_the_status_bar_and_leads_to_the_dashboard(windo
 def test_the_dashboard_charts_the_real_engine_generating(qtbot, tmp_path, tiny_model_dir):
     from engine import ModelSpec
 
-    core = admin_core(tmp_path / "data")
-    telemetry = TelemetryAdapter(TelemetryService(core.engine.snapshot, gpu_sampler=GpuSampler(nvml=FakeNvml(driver_loaded=False))))
-    window = MainWindow(EngineAdapter(core), telemetry=telemetry)
+    core, admin = admin_core(tmp_path / "data")
+    session = DesktopSession(core, admin)
+    monitor = core.start_telemetry(gpu_sampler=GpuSampler(nvml=FakeNvml(driver_loaded=False)), interval_s=60)
+    telemetry = TelemetryAdapter(monitor, lambda: session.principal)
+    window = MainWindow(EngineAdapter(core, session), telemetry=telemetry)
     qtbot.addWidget(window)
     window.show()
     try:

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QDialogButtonBox, QLabel, QLineEdit, QPushButton, 
 from console.errors import ConsoleError
 from console.access.passwords import RULES
 from ui.widgets.form_dialog import FormDialog, password_field
+from ui.access.desktop_session import DesktopSession
 
 
 def password_rules_hint() -> QLabel:
@@ -20,12 +21,12 @@ def password_rules_hint() -> QLabel:
 class FirstAdminDialog(FormDialog):
     """First start: there is no account and no default password, so the administrator is created here."""
 
-    def __init__(self, core, parent: QWidget | None = None):
+    def __init__(self, session: DesktopSession, parent: QWidget | None = None):
         super().__init__("Create the administrator — LLM Console",
                          "Welcome. Create the administrator account: it manages users, roles and settings. "
                          "There is no default account.\n\n"
                          f"Password rules: {RULES}.", "Create administrator", parent)
-        self.core = core
+        self.session, self.core = session, session.core
         self.user_name = self.add_field("User name", QLineEdit())
         self.password = self.add_field("Password", password_field())
         self.confirm = self.add_field("Password again", password_field())
@@ -34,7 +35,7 @@ class FirstAdminDialog(FormDialog):
     def act(self) -> None:
         if self.password.text() != self.confirm.text():
             raise ConsoleError("The two passwords differ; type the same password twice.")
-        self.core.create_first_admin(self.user_name.text(), self.password.text())
+        self.session.create_first_admin(self.user_name.text(), self.password.text())
 
 
 class SignInDialog(FormDialog):
@@ -43,12 +44,12 @@ class SignInDialog(FormDialog):
     When unlocking, the name is filled in and fixed; "Switch user" frees it, so someone else can
     take over the workstation without restarting the app."""
 
-    def __init__(self, core, title: str = "Sign in — LLM Console", locked_user: str | None = None,
+    def __init__(self, session: DesktopSession, title: str = "Sign in — LLM Console", locked_user: str | None = None,
                  parent: QWidget | None = None):
         intro = (f"The session of {locked_user} was locked after a period without input. "
                  f"Enter {locked_user}'s password to continue." if locked_user else "Sign in to LLM Console.")
         super().__init__(title, intro, "Sign in", parent)
-        self.core = core
+        self.session, self.core = session, session.core
         self.locked_user = locked_user
         self.user_name = self.add_field("User name", QLineEdit(locked_user or ""))
         self.password = self.add_field("Password", password_field())
@@ -71,7 +72,7 @@ class SignInDialog(FormDialog):
         self.user_name.setFocus()
 
     def act(self) -> None:
-        self.core.sign_in(self.user_name.text(), self.password.text())
+        self.session.sign_in(self.user_name.text(), self.password.text())
 
     def refused(self) -> None:
         self.password.clear()
@@ -79,10 +80,10 @@ class SignInDialog(FormDialog):
 
 
 class ChangePasswordDialog(FormDialog):
-    def __init__(self, core, parent: QWidget | None = None):
-        user = core.session.user if core.session else "you"
+    def __init__(self, session: DesktopSession, parent: QWidget | None = None):
+        user = session.user or "you"
         super().__init__("Change password — LLM Console", f"Change the password of {user}.", "Change password", parent)
-        self.core = core
+        self.session, self.core = session, session.core
         self.current = self.add_field("Current password", password_field())
         self.new = self.add_field("New password", password_field())
         self.confirm = self.add_field("New password again", password_field())
@@ -92,4 +93,4 @@ class ChangePasswordDialog(FormDialog):
     def act(self) -> None:
         if self.new.text() != self.confirm.text():
             raise ConsoleError("The two new passwords differ; type the same new password twice.")
-        self.core.access.change_password(self.core.session, self.current.text(), self.new.text())
+        self.core.access.change_password(self.session.principal, self.current.text(), self.new.text())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QDate, Qt
+from PySide6.QtCore import QDate, Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
@@ -18,20 +18,24 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.access.permissions import Permission
 from console.errors import ConsoleError
 from console.storage.timestamps import local_time
 from ui.widgets.record_table import fill, record_table
+from ui.access.desktop_session import DesktopSession
+from console.access.audit_log import AuditLog, printable
 
 REFUSED_COLOUR = QColor("#b3261e")
 SHOWN_LIMIT = 2000  # rows in the table; the CSV export has no limit
+FOLLOW_MS = 2000  # how often a shown log looks for new entries (one indexed query for entries after the newest)
 
 
 class AuditView(QWidget):
     COLUMNS = ["#", "Time", "User", "Action", "Target", "Outcome", "Details"]
 
-    def __init__(self, core, parent: QWidget | None = None):
+    def __init__(self, session: DesktopSession, parent: QWidget | None = None):
         super().__init__(parent)
-        self.core = core
+        self.session, self.core = session, session.core
         self.denied = QLabel("You do not have permission to see the audit log. Ask an administrator.")
         self.denied.setObjectName("emptyHint")
         self.denied.setWordWrap(True)
@@ -90,13 +94,18 @@ class AuditView(QWidget):
             field.returnPressed.connect(self.refresh)
         self.outcome.currentIndexChanged.connect(self.refresh)
         self.since.dateChanged.connect(self.refresh)
+        self._newest_seq = 0  # the newest entry shown: the follow timer asks only for entries after it
+        self.follow_timer = QTimer(self)
+        self.follow_timer.setInterval(FOLLOW_MS)
+        self.follow_timer.timeout.connect(self.follow)
+        self.follow_timer.start()
         self.verify_button.clicked.connect(self.verify)
         self.export_button.clicked.connect(self._export_clicked)
         self.refresh_for_session()
 
     def refresh_for_session(self) -> None:
         """Show the log, or the permission message, for the signed-in user (call after sign-in or switch)."""
-        allowed = self.core.can("audit:view")
+        allowed = self.session.can(Permission.AUDIT_VIEW)
         self.denied.setVisible(not allowed)
         self.content.setVisible(allowed)
         self.verdict.setVisible(False)
@@ -113,11 +122,13 @@ class AuditView(QWidget):
 
     def refresh(self) -> None:
         try:
-            entries = self.core.audit_entries(**self.filters(), limit=SHOWN_LIMIT)
+            entries = self.core.audit_entries(self.session.principal, **self.filters(), limit=SHOWN_LIMIT)
         except ConsoleError as error:
             self._show_verdict(str(error), "error")
             return
-        fill(self.table, [(str(e.seq), local_time(e.at), e.actor, e.action, e.target, e.outcome, e.details) for e in entries])
+        self._newest_seq = max((e.seq for e in entries), default=self._newest_seq)
+        fill(self.table, [(str(e.seq), local_time(e.at), printable(e.actor), printable(e.action), printable(e.target),
+                           e.outcome, printable(e.details, 2000)) for e in entries])
         for row, entry in enumerate(entries):
             if entry.outcome != "ok":  # refusals and failures stand out, in the app's error red
                 self.table.item(row, self.COLUMNS.index("Outcome")).setForeground(REFUSED_COLOUR)
@@ -127,9 +138,30 @@ class AuditView(QWidget):
                            + (f" (the newest {SHOWN_LIMIT}; Export CSV has them all)" if shown == SHOWN_LIMIT else "")
                            + ". Times are local.")
 
+    def follow(self) -> bool:
+        """While shown: read the log again when entries matching the filters were written since the last read
+        (by this window, a CLI command or the API). True when it refreshed."""
+        if not self.isVisible():
+            return False
+        try:
+            if not self.session.can(Permission.AUDIT_VIEW):
+                return False
+            newer = self.core.audit_entries(self.session.principal, **self.filters(), after_seq=self._newest_seq,
+                                            limit=1)
+        except ConsoleError:  # the database is busy or closing: the next tick tries again
+            return False
+        if newer:
+            self.refresh()
+        return bool(newer)
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        if self.session.principal is not None and self.content.isVisible():
+            self.refresh()
+
     def verify(self) -> bool:
         try:
-            result = self.core.verify_audit()
+            result = self.core.verify_audit(self.session.principal)
         except ConsoleError as error:
             self._show_verdict(str(error), "error")
             return False
@@ -150,8 +182,8 @@ class AuditView(QWidget):
     def export_csv(self, path: str | Path) -> Path:
         """Write the entries that match the filters (all of them, oldest first) to `path` as CSV."""
         path = Path(path)
-        entries = self.core.audit_entries(**self.filters(), limit=1_000_000)
-        path.write_text(self.core.audit.to_csv(entries), encoding="utf-8")
+        entries = self.core.audit_entries(self.session.principal, **self.filters(), limit=1_000_000)
+        path.write_text(AuditLog.to_csv(entries), encoding="utf-8")
         return path
 
     def _export_clicked(self) -> None:

@@ -21,11 +21,12 @@ from PySide6.QtWidgets import (
 )
 
 from console.errors import ConsoleError
-from console.access.permissions import PERMISSIONS
+from console.access.permissions import Permission, PERMISSIONS
 from console.storage.timestamps import local_time
 from ui.access.account_dialogs import password_rules_hint
 from ui.widgets.form_dialog import FormDialog, password_field
 from ui.widgets.record_table import fill, record_table
+from ui.access.desktop_session import DesktopSession
 
 DEFAULT_NEW_ROLE = "viewer"  # least privilege until the admin picks another
 
@@ -38,12 +39,12 @@ def _passwords_match(password: QLineEdit, confirm: QLineEdit) -> None:
 class UserDialog(FormDialog):
     """New user: name, role, password twice."""
 
-    def __init__(self, core, parent: QWidget | None = None):
+    def __init__(self, session: DesktopSession, parent: QWidget | None = None):
         super().__init__("Create user — LLM Console", "", "Create user", parent)
-        self.core = core
+        self.session, self.core = session, session.core
         self.name = self.add_field("User name", QLineEdit())
         self.role = self.add_field("Role", QComboBox())
-        self.role.addItems([role.name for role in core.access.roles()])
+        self.role.addItems([role.name for role in session.core.access.roles()])
         self.role.setCurrentText(DEFAULT_NEW_ROLE)
         self.password = self.add_field("Password", password_field())
         self.confirm = self.add_field("Password again", password_field())
@@ -51,42 +52,42 @@ class UserDialog(FormDialog):
 
     def act(self) -> None:
         _passwords_match(self.password, self.confirm)
-        self.core.access.create_user(self.core.session, self.name.text(), self.password.text(), self.role.currentText())
+        self.core.access.create_user(self.session.principal, self.name.text(), self.password.text(), self.role.currentText())
 
 
 class ChangeRoleDialog(FormDialog):
-    def __init__(self, core, user: str, current_role: str, parent: QWidget | None = None):
+    def __init__(self, session: DesktopSession, user: str, current_role: str, parent: QWidget | None = None):
         super().__init__(f"Change the role of {user} — LLM Console", f"{user} currently has the role {current_role}.", "Change role", parent)
-        self.core, self.user = core, user
+        self.session, self.core, self.user = session, session.core, user
         self.role = self.add_field("New role", QComboBox())
-        self.role.addItems([role.name for role in core.access.roles()])
+        self.role.addItems([role.name for role in session.core.access.roles()])
         self.role.setCurrentText(current_role)
 
     def act(self) -> None:
-        self.core.access.set_role(self.core.session, self.user, self.role.currentText())
+        self.core.access.set_role(self.session.principal, self.user, self.role.currentText())
 
 
 class ResetPasswordDialog(FormDialog):
-    def __init__(self, core, user: str, parent: QWidget | None = None):
+    def __init__(self, session: DesktopSession, user: str, parent: QWidget | None = None):
         super().__init__(f"Reset the password of {user} — LLM Console",
                          f"Choose a new password for {user} and tell them in person. This also unlocks the account.",
                          "Reset password", parent)
-        self.core, self.user = core, user
+        self.session, self.core, self.user = session, session.core, user
         self.password = self.add_field("New password", password_field())
         self.confirm = self.add_field("New password again", password_field())
         self.form.addRow(password_rules_hint())
 
     def act(self) -> None:
         _passwords_match(self.password, self.confirm)
-        self.core.access.reset_password(self.core.session, self.user, self.password.text())
+        self.core.access.reset_password(self.session.principal, self.user, self.password.text())
 
 
 class RoleDialog(FormDialog):
     """New role: a name, a description and the permissions it grants."""
 
-    def __init__(self, core, parent: QWidget | None = None):
+    def __init__(self, session: DesktopSession, parent: QWidget | None = None):
         super().__init__("Create role — LLM Console", "", "Create role", parent)
-        self.core = core
+        self.session, self.core = session, session.core
         self.name = self.add_field("Role name", QLineEdit())
         self.description = self.add_field("Description", QLineEdit())
         self.description.setPlaceholderText("optional: what people with this role do")
@@ -103,7 +104,7 @@ class RoleDialog(FormDialog):
         return {name for name, box in self.boxes.items() if box.isChecked()}
 
     def act(self) -> None:
-        self.core.access.create_role(self.core.session, self.name.text(), self.permissions(), self.description.text())
+        self.core.access.create_role(self.session.principal, self.name.text(), self.permissions(), self.description.text())
 
 
 def _status(locked_until: float | None) -> str:
@@ -113,9 +114,9 @@ def _status(locked_until: float | None) -> str:
 
 
 class UsersView(QGroupBox):
-    def __init__(self, core, parent: QWidget | None = None):
+    def __init__(self, session: DesktopSession, parent: QWidget | None = None):
         super().__init__("Users and roles", parent)
-        self.core = core
+        self.session, self.core = session, session.core
         self.users = record_table(["User", "Role", "Created", "Created by", "Status"])
         self.roles = record_table(["Role", "Kind", "Description", "Permissions"])
         self.create_button = QPushButton("Create user…")
@@ -157,14 +158,14 @@ class UsersView(QGroupBox):
         self._update_buttons()
 
     def refresh_for_session(self) -> None:
-        allowed = self.core.can("users:manage")
+        allowed = self.session.can(Permission.USERS_MANAGE)
         self.setVisible(allowed)
         if not allowed:
             self.users.setRowCount(0)  # nothing of the last admin's view stays behind a user switch
             self.roles.setRowCount(0)
             return
         selected = self.selected_user()
-        users = self.core.access.users(self.core.session)
+        users = self.core.access.users(self.session.principal)
         fill(self.users, [(u.name, u.role, local_time(u.created_at), u.created_by, _status(u.locked_until)) for u in users])
         fill(self.roles, [(r.name, "built-in" if r.builtin else "custom", r.description, ", ".join(sorted(r.permissions)))
                           for r in self.core.access.roles()])
@@ -203,24 +204,24 @@ class UsersView(QGroupBox):
             dialog.exec()
 
     def new_user_dialog(self) -> UserDialog:
-        dialog = UserDialog(self.core, self)
+        dialog = UserDialog(self.session, self)
         return self._after(dialog, lambda: f"Created {dialog.name.text().strip()} ({dialog.role.currentText()}).")
 
     def change_role_dialog(self) -> ChangeRoleDialog | None:
         name = self.selected_user()
         if name is None:
             return None
-        dialog = ChangeRoleDialog(self.core, name, self._selected_role(), self)
+        dialog = ChangeRoleDialog(self.session, name, self._selected_role(), self)
         return self._after(dialog, lambda: f"{name} is now {dialog.role.currentText()}.")
 
     def reset_password_dialog(self) -> ResetPasswordDialog | None:
         name = self.selected_user()
         if name is None:
             return None
-        return self._after(ResetPasswordDialog(self.core, name, self), lambda: f"The password of {name} was reset.")
+        return self._after(ResetPasswordDialog(self.session, name, self), lambda: f"The password of {name} was reset.")
 
     def new_role_dialog(self) -> RoleDialog:
-        dialog = RoleDialog(self.core, self)
+        dialog = RoleDialog(self.session, self)
         return self._after(dialog, lambda: f"Created role {dialog.name.text().strip()}.")
 
     def delete_user(self, confirm: bool = True) -> bool:
@@ -232,7 +233,7 @@ class UsersView(QGroupBox):
         ) != QMessageBox.StandardButton.Yes:
             return False
         try:
-            self.core.access.delete_user(self.core.session, name)
+            self.core.access.delete_user(self.session.principal, name)
         except ConsoleError as error:
             self.show_message(str(error), error=True)
             return False

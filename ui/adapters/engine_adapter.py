@@ -1,6 +1,7 @@
 """The one object that touches both worlds: runs loads in a worker thread and turns engine callbacks into signals.
 
-It lives on the UI thread; engine callbacks arrive on the scheduler or loader thread and are relayed
+It holds the window's `DesktopSession`: every core call it makes carries that principal. It lives on the UI thread;
+engine callbacks arrive on the engine loop or loader thread and are relayed
 (`ThreadRelay`) so that every public signal is emitted on the UI thread.
 """
 
@@ -11,9 +12,11 @@ import threading
 from PySide6.QtCore import QObject, Signal
 
 from ui.adapters.thread_relay import ThreadRelay
+from ui.adapters.worker import Worker
 
 from console.core import ConsoleCore
-from console.errors import ConsoleError
+from ui.access.desktop_session import DesktopSession
+from console.errors import ConsoleError, MemoryWontFit
 from console.registry.verified_loading import VersionLoadSpec
 from engine import EngineError, GenerationResult, LoadedModelInfo, ModelSpec, RequestHandle, SamplingParams, StreamEvent
 
@@ -28,12 +31,16 @@ class EngineAdapter(ThreadRelay):
     generation_finished = Signal(int, object)  # request id, GenerationResult
     perplexity_measured = Signal(object, float)  # LoadedModelInfo, perplexity
     perplexity_failed = Signal(str)
+    load_refused_for_memory = Signal(object, str)  # the spec, the message with the estimate: "load anyway?"
+    estimate_ready = Signal(object, object)  # the spec, its MemoryEstimate (None when it cannot be estimated)
 
-    def __init__(self, core: ConsoleCore, parent: QObject | None = None):
+    def __init__(self, core: ConsoleCore, session: DesktopSession, parent: QObject | None = None):
         super().__init__(parent)
         self.core = core
+        self.session = session
         self._handles: dict[int, RequestHandle] = {}
-        self._loader: threading.Thread | None = None
+        self._loader: Worker | None = None
+        self._perplexity: Worker | None = None
         self.generation_finished.connect(self._forget)
 
     @property
@@ -42,54 +49,61 @@ class EngineAdapter(ThreadRelay):
 
     @property
     def loading(self) -> bool:
-        return self._loader is not None and self._loader.is_alive()
+        return self._loader is not None and self._loader.running
 
-    def load(self, spec: ModelSpec | VersionLoadSpec) -> None:
-        """Load a path (ModelSpec) or a registered version (VersionLoadSpec: verified first) in a worker."""
+    def load(self, spec: ModelSpec | VersionLoadSpec, load_anyway: bool = False) -> None:
+        """Load a path (ModelSpec) or a registered version (VersionLoadSpec: verified first) in a worker.
+        A load the memory estimate says will not fit ends with `load_refused_for_memory` unless `load_anyway`."""
         if self.loading:
             self.emit_from_worker("load_failed", "A model is already loading. Wait for it to finish.")
             return
         self.load_started.emit(spec.name or str(getattr(spec, "path", None) or spec.ref))
-        self._loader = threading.Thread(target=self._load_in_worker, args=(spec,), name="llm-console-loader", daemon=True)
+        principal = self.session.principal
+
+        def work(worker: Worker) -> LoadedModelInfo | None:
+            try:
+                return self.core.load(principal, spec, lambda fraction, message: worker.report(
+                    -1.0 if fraction is None else fraction, message), load_anyway=load_anyway)
+            except MemoryWontFit as error:  # not a failure: the window offers "load anyway"
+                self.emit_from_worker("load_refused_for_memory", spec, str(error))
+                return None
+
+        self._loader = Worker(work, "llm-console-loader", "Loading")  # held here until the next load
+        self._loader.progressed.connect(lambda progress: self.load_progress.emit(*progress))
+        self._loader.returned.connect(lambda info: info is not None and self.load_finished.emit(info))
+        self._loader.failed.connect(self.load_failed)
         self._loader.start()
 
-    def _load_in_worker(self, spec: ModelSpec) -> None:
-        def report(fraction: float | None, message: str) -> None:
-            self.emit_from_worker("load_progress", -1.0 if fraction is None else fraction, message)
+    def estimate(self, spec: ModelSpec | VersionLoadSpec) -> None:
+        """The memory estimate of a load, from the model's headers, in a worker (a first read takes a moment)."""
 
-        try:
-            info = self.core.load(spec, report)
-        except (EngineError, ConsoleError) as error:
-            self.emit_from_worker("load_failed", str(error))
-        except Exception as error:  # never let a worker die silently
-            self.emit_from_worker("load_failed", f"Loading failed: {error}")
-        else:
-            self.emit_from_worker("load_finished", info)
+        def work() -> None:
+            try:
+                estimate = self.core.estimate_load(spec)
+            except (EngineError, ConsoleError, OSError):
+                estimate = None  # a missing or damaged model: Load says why
+            self.emit_from_worker("estimate_ready", spec, estimate)
+
+        threading.Thread(target=work, name="llm-console-estimate", daemon=True).start()
 
     def measure_perplexity(self) -> None:
         """Measure the loaded model's perplexity on the shipped text, in a worker thread."""
         info = self.core.model_info
-
-        def work() -> None:
-            try:
-                value = self.core.measure_perplexity()
-            except (EngineError, ConsoleError) as error:
-                self.emit_from_worker("perplexity_failed", str(error))
-            except Exception as error:
-                self.emit_from_worker("perplexity_failed", f"Perplexity failed: {error}")
-            else:
-                self.emit_from_worker("perplexity_measured", info, value)
-
-        threading.Thread(target=work, name="llm-console-perplexity", daemon=True).start()
+        principal = self.session.principal
+        self._perplexity = Worker(lambda _worker: self.core.measure_perplexity(principal), "llm-console-perplexity",
+                                  "Perplexity")
+        self._perplexity.returned.connect(lambda value: self.perplexity_measured.emit(info, value))
+        self._perplexity.failed.connect(self.perplexity_failed)
+        self._perplexity.start()
 
     def unload(self) -> None:
         self.cancel_all()
-        self.core.unload_model()
+        self.core.unload_model(self.session.principal)
         self.unloaded.emit()
 
     def chat(self, messages: list[dict[str, str]], params: SamplingParams) -> int:
         """Submit a chat request; raises EngineError (shown by the caller) when it cannot be queued."""
-        handle = self.core.chat(messages, params, on_event=self._on_event)
+        handle = self.core.chat(self.session.principal, messages, params, on_event=self._on_event)
         self._handles[handle.request_id] = handle
         return handle.request_id
 
@@ -106,7 +120,7 @@ class EngineAdapter(ThreadRelay):
         self.cancel_all()
         self.core.shutdown()
 
-    def _on_event(self, event: StreamEvent) -> None:  # scheduler thread
+    def _on_event(self, event: StreamEvent) -> None:  # engine loop thread
         if event.result is not None:
             self.emit_from_worker("generation_finished", event.request_id, event.result)
         else:

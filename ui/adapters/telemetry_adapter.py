@@ -1,17 +1,20 @@
-"""The Qt side of telemetry: owns the TelemetryService and the optional Prometheus exporter and turns the
-sampling thread's callbacks into signals emitted on the UI thread (`ThreadRelay`). No widget is touched off it.
+"""The Qt side of telemetry: turns the headless `TelemetryMonitor`'s callbacks (on the sampling thread) into
+signals emitted on the UI thread (`ThreadRelay`). No widget is touched off it, and nothing is built here: the
+core builds the service, the alert store and the Prometheus exporter.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 
 from ui.adapters.thread_relay import ThreadRelay
 
-from console.core import ConsoleCore
+from console.access.principal import Principal
 from console.telemetry import AlertRule, PrometheusExporter, TelemetryService
-from console.telemetry.alerts import replace_retired_default
 from console.telemetry.errors import TelemetryError
+from console.telemetry.monitor import TelemetryMonitor
 from console.telemetry.prometheus_exporter import DEFAULT_HOST
 
 
@@ -20,71 +23,48 @@ class TelemetryAdapter(ThreadRelay):
     alert = Signal(object)  # AlertEvent, firing or resolved
     prometheus_changed = Signal(bool, str)  # serving, the URL or why not
 
-    def __init__(self, service: TelemetryService, parent: QObject | None = None):
+    def __init__(self, monitor: TelemetryMonitor, principal: Callable[[], Principal | None] = lambda: None,
+                 parent: QObject | None = None):
+        """`principal()` is who edits the alert rules (the window's signed-in user)."""
         super().__init__(parent)
-        self.service = service
-        self.exporter: PrometheusExporter | None = None
-        self.store_rules = None  # callable(rules) that saves them in the settings, set by for_core
-        service.add_sample_listener(lambda frame: self.emit_from_worker("sampled", frame))
-        service.add_alert_listener(lambda event: self.emit_from_worker("alert", event))
+        self.monitor = monitor
+        self.service: TelemetryService = monitor.service
+        self._principal = principal
+        self.service.add_sample_listener(lambda frame: self.emit_from_worker("sampled", frame))
+        self.service.add_alert_listener(lambda event: self.emit_from_worker("alert", event))
 
     @classmethod
-    def for_core(cls, core: ConsoleCore, parent: QObject | None = None, **options) -> "TelemetryAdapter":
-        """Telemetry of the core's engine, sampling at once (options: interval_s, rules, gpu_sampler, …).
+    def for_core(cls, core, principal: Callable[[], Principal | None], parent: QObject | None = None,
+                 **options) -> "TelemetryAdapter":
+        """Telemetry of the core's engine, sampling at once (options: interval_s, rules, gpu_sampler, …)."""
+        return cls(core.start_telemetry(**options), principal, parent)
 
-        The stored settings give the interval and whether /metrics is served; alerts are kept in the database."""
-        from console.telemetry.alert_store import AlertStore
-
-        import dataclasses
-
-        options.setdefault("interval_s", core.settings.get("telemetry.interval_s"))
-        stored_rules = core.settings.get("alerts.rules")
-        if stored_rules:
-            options.setdefault("rules", replace_retired_default(AlertRule(**rule) for rule in stored_rules))
-        adapter = cls(TelemetryService(core.engine.snapshot, **options), parent)
-        adapter.service.alert_log.sink = AlertStore(core.database).record
-        adapter.store_rules = lambda rules: core.settings.set(
-            core.session, "alerts.rules", [dataclasses.asdict(rule) for rule in rules])
-        adapter.service.start()
-        if core.settings.get("prometheus.enabled"):
-            try:
-                adapter.start_prometheus(core.settings.get("prometheus.port"), core.settings.get("prometheus.host"))
-            except TelemetryError:
-                pass  # prometheus_changed already carries the reason to the dashboard
-        return adapter
+    @property
+    def exporter(self) -> PrometheusExporter | None:
+        return self.monitor.exporter
 
     # --- settings the dashboard changes --------------------------------------------------------------------
     def set_interval(self, interval_s: float) -> None:
         self.service.set_interval(interval_s)
 
     def set_rules(self, rules: list[AlertRule]) -> None:
-        """Apply rules; with a store (the window's core), they are saved first, which needs `settings:edit`."""
-        if self.store_rules is not None:
-            self.store_rules(rules)
-        self.service.set_rules(rules)
+        """Apply rules; with the core's settings they are saved first, which needs `settings:edit`."""
+        self.monitor.set_rules(self._principal(), rules)
 
     def start_prometheus(self, port: int, host: str = DEFAULT_HOST) -> str:
         """Serve /metrics; returns its URL. Raises PrometheusPortInUse / InvalidTelemetrySetting (shown as is)."""
-        self.stop_prometheus()
-        exporter = PrometheusExporter(self.service, port=port, host=host)
         try:
-            exporter.start()
+            url = self.monitor.start_prometheus(port, host)
         except TelemetryError as error:
             self.prometheus_changed.emit(False, str(error))
             raise
-        self.exporter = exporter
-        self.prometheus_changed.emit(True, exporter.url)
-        return exporter.url
+        self.prometheus_changed.emit(True, url)
+        return url
 
     def stop_prometheus(self) -> None:
-        if self.exporter is not None:
-            self.exporter.stop()
-            self.exporter = None
+        if self.monitor.stop_prometheus():
             self.prometheus_changed.emit(False, "")
 
     def shutdown(self) -> None:
         """Stop serving and sampling; safe to call twice."""
-        if self.exporter is not None:
-            self.exporter.stop()
-            self.exporter = None
-        self.service.close()
+        self.monitor.shutdown()

@@ -6,7 +6,9 @@ list above the transcript reopens any conversation.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
+from typing import Callable, Collection
+
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
@@ -20,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.access.permissions import Permission
 from console.chat.conversation import Conversation
 from console.errors import ConsoleError
 from console.storage.timestamps import local_time
@@ -27,6 +30,9 @@ from engine import EngineError, FinishReason, GenerationResult
 from ui.adapters.engine_adapter import EngineAdapter
 from ui.chat.message_view import MessageView
 from ui.chat.sampling_controls import SamplingControls
+
+INPUT_HINT = "Message the model…  (Ctrl+Enter to send, Esc to stop)"
+FOLLOW_SLACK_PX = 8  # this close to the end still counts as reading the end
 
 
 class ChatPanel(QWidget):
@@ -38,7 +44,42 @@ class ChatPanel(QWidget):
         self.conversation_id: int | None = None  # once saved
         self.active_request: int | None = None
         self._reply_view: MessageView | None = None
+        self._history_user: str | None = adapter.session.user  # whose saved conversations the list shows
 
+        chat_column = QWidget()
+        chat_layout = QVBoxLayout(chat_column)
+        chat_layout.setContentsMargins(0, 0, 0, 0)
+        chat_layout.addLayout(self._build_history_row())
+        chat_layout.addWidget(self._build_transcript(), 1)
+        self.notice = QLabel("")
+        self.notice.setObjectName("chatNotice")
+        self.notice.setWordWrap(True)
+        self.notice.setVisible(False)
+        chat_layout.addWidget(self.notice)
+        chat_layout.addLayout(self._build_input_row())
+        self.controls = SamplingControls()
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(chat_column)
+        splitter.addWidget(self.controls)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([760, 300])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 6, 12, 12)
+        layout.addWidget(splitter)
+        self._connect(adapter)
+        self.refresh_history()
+
+    def _build_history_row(self) -> QHBoxLayout:
+        self.history_combo = QComboBox()
+        self.history_combo.setToolTip("Reopen a saved conversation; every finished reply is saved")
+        history_row = QHBoxLayout()
+        history_row.addWidget(QLabel("Saved"))
+        history_row.addWidget(self.history_combo, 1)
+        return history_row
+
+    def _build_transcript(self) -> QScrollArea:
+        """The messages, in a scroll area that follows a streaming reply while the reader is at its end."""
         self.empty_hint = QLabel("No messages yet. Load a model, type a question below and press Ctrl+Enter.")
         self.empty_hint.setObjectName("emptyHint")
         self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -52,11 +93,15 @@ class ChatPanel(QWidget):
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(self.messages_box)
         self.scroll.setObjectName("transcript")
+        self._following = True  # the transcript sticks to its end until the reader scrolls up
         self.scroll.verticalScrollBar().rangeChanged.connect(self._follow_bottom)
+        self.scroll.verticalScrollBar().valueChanged.connect(self._note_scroll)
+        return self.scroll
 
+    def _build_input_row(self) -> QHBoxLayout:
         self.input = QPlainTextEdit()
         self.input.setObjectName("chatInput")
-        self.input.setPlaceholderText("Message the model…  (Ctrl+Enter to send, Esc to stop)")
+        self.input.setPlaceholderText(INPUT_HINT)
         self.input.setFixedHeight(80)
         self.send_button = QPushButton("Send")
         self.send_button.setObjectName("primaryButton")
@@ -65,11 +110,6 @@ class ChatPanel(QWidget):
         self.stop_button.setToolTip("Stop the reply (Esc)")
         self.stop_button.setEnabled(False)
         self.new_chat_button = QPushButton("New chat")
-        self.notice = QLabel("")
-        self.notice.setObjectName("chatNotice")
-        self.notice.setWordWrap(True)
-        self.notice.setVisible(False)
-
         buttons = QVBoxLayout()
         buttons.addWidget(self.send_button)
         buttons.addWidget(self.stop_button)
@@ -78,30 +118,9 @@ class ChatPanel(QWidget):
         input_row = QHBoxLayout()
         input_row.addWidget(self.input, 1)
         input_row.addLayout(buttons)
-        self.history_combo = QComboBox()
-        self.history_combo.setToolTip("Reopen a saved conversation; every finished reply is saved")
-        history_row = QHBoxLayout()
-        history_row.addWidget(QLabel("Saved"))
-        history_row.addWidget(self.history_combo, 1)
-        chat_column = QWidget()
-        chat_layout = QVBoxLayout(chat_column)
-        chat_layout.setContentsMargins(0, 0, 0, 0)
-        chat_layout.addLayout(history_row)
-        chat_layout.addWidget(self.scroll, 1)
-        chat_layout.addWidget(self.notice)
-        chat_layout.addLayout(input_row)
+        return input_row
 
-        self.controls = SamplingControls()
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(chat_column)
-        splitter.addWidget(self.controls)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([760, 300])
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 6, 12, 12)
-        layout.addWidget(splitter)
-
+    def _connect(self, adapter: EngineAdapter) -> None:
         self.send_button.clicked.connect(self.send)
         self.stop_button.clicked.connect(self.stop)
         self.new_chat_button.clicked.connect(self.new_chat)
@@ -111,7 +130,26 @@ class ChatPanel(QWidget):
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.stop)
         adapter.text_received.connect(self._on_text)
         adapter.generation_finished.connect(self._on_finished)
-        self.refresh_history()
+
+    # --- who is signed in, and the stored defaults ---------------------------------------------------------
+    def apply_session(self) -> None:
+        """After a sign-in, a switch of user or a lock: another user gets a new chat and their own saved
+        conversations; Send and the input follow the `chat:use` permission (the core checks again)."""
+        session = self.adapter.session
+        if session.principal is not None and session.user != self._history_user:  # first: a new chat re-enables Send
+            if self._history_user is not None:
+                self.new_chat()
+            self._history_user = session.user
+            self.refresh_history()
+        may_chat = session.can(Permission.CHAT_USE)
+        self.send_button.setEnabled(may_chat)
+        self.input.setReadOnly(not may_chat)
+        self.input.setPlaceholderText(INPUT_HINT if may_chat else "Your role may not chat with the model.")
+
+    def apply_settings(self, setting: Callable[[str], object], changed: Collection[str] | None = None) -> None:
+        """The stored reply length (at start, or when a saved change includes it)."""
+        if changed is None or "engine.max_new_tokens" in changed:
+            self.controls.max_new_tokens.setValue(setting("engine.max_new_tokens"))
 
     # --- actions -----------------------------------------------------------------------------------------
     def send(self) -> None:
@@ -132,6 +170,7 @@ class ChatPanel(QWidget):
             return
         self.show_notice("")
         self.input.clear()
+        self._following = True
         self._add_message("user", text)
         self._reply_view = self._add_message("assistant", "")
         self.active_request = request_id
@@ -153,7 +192,7 @@ class ChatPanel(QWidget):
         """Show a saved conversation; the next message continues it."""
         self._abandon_reply()
         try:
-            conversation = self.store.open(conversation_id)
+            conversation = self.store.open(self.adapter.session.principal, conversation_id)
         except ConsoleError as error:
             self.show_notice(str(error))
             return
@@ -168,7 +207,7 @@ class ChatPanel(QWidget):
 
     def refresh_history(self) -> None:
         try:
-            saved = self.store.list()
+            saved = self.store.list(self.adapter.session.principal)
         except ConsoleError as error:
             self.show_notice(f"Saved conversations cannot be read: {error}")
             saved = []
@@ -201,6 +240,7 @@ class ChatPanel(QWidget):
             item = self.messages_layout.takeAt(1)
             item.widget().deleteLater()
         self.empty_hint.setVisible(True)
+        self._following = True
 
     def _save(self, result: GenerationResult) -> None:
         info = self.adapter.model_info
@@ -208,7 +248,7 @@ class ChatPanel(QWidget):
                    "tokens_per_second": result.tokens_per_second, "finish_reason": result.finish_reason.value}
         try:
             self.conversation_id = self.store.save(
-                self.conversation, self.conversation_id, info.name if info else None, figures
+                self.adapter.session.principal, self.conversation, self.conversation_id, info.name if info else None, figures
             )
         except ConsoleError as error:  # the reply stays on screen; only the saved copy is missing
             self.show_notice(f"This conversation could not be saved: {error}")
@@ -259,5 +299,10 @@ class ChatPanel(QWidget):
         self.send_button.setEnabled(not generating)
         self.stop_button.setEnabled(generating)
 
+    def _note_scroll(self, value: int) -> None:
+        self._following = value >= self.scroll.verticalScrollBar().maximum() - FOLLOW_SLACK_PX
+
     def _follow_bottom(self, _minimum: int, maximum: int) -> None:
-        QTimer.singleShot(0, lambda: self.scroll.verticalScrollBar().setValue(maximum))
+        """The transcript grew (a line of the reply, a new message): stay at the end unless the reader left it."""
+        if self._following:
+            self.scroll.verticalScrollBar().setValue(maximum)

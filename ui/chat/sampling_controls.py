@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.chat.conversation import DEFAULT_SYSTEM_PROMPT
+from console.settings.store import MAX_NEW_TOKENS
 from engine import SamplingParams
 from ui.widgets.spin_boxes import double_spin_box, int_spin_box
 
@@ -26,7 +27,7 @@ class SamplingControls(QWidget):
         self.top_p = double_spin_box(0.01, 1.0, 0.05, defaults.top_p, "Sample only from the most likely tokens holding this much probability")
         self.top_k = int_spin_box(0, 1000, defaults.top_k, "Sample only from the k most likely tokens (0 = off)")
         self.repetition_penalty = double_spin_box(0.5, 3.0, 0.05, defaults.repetition_penalty, "Above 1 discourages repeating tokens")
-        self.max_new_tokens = int_spin_box(1, 32768, defaults.max_new_tokens, "Longest reply, in tokens")
+        self.max_new_tokens = int_spin_box(1, MAX_NEW_TOKENS, defaults.max_new_tokens, "Longest reply, in tokens")
         self.seed = int_spin_box(-1, 2**31 - 1, -1, "Fixed seed for repeatable sampling (-1 = random)")
         self.seed.setSpecialValueText("random")
         self.stop_strings = QPlainTextEdit()

@@ -21,16 +21,26 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.access.permissions import Permission
 from console.errors import ConsoleError
+from console.units import format_size
 from engine import EngineError, GenerationResult, LoadedModelInfo
-from engine.batching_settings import MAX_WAIT_CAP_MS
+from engine.batching_settings import MAX_BATCH_SIZE, MAX_THREADS, MAX_WAIT_CAP_MS, BatchingSettings
 from ui.adapters.engine_adapter import EngineAdapter
-from ui.models.model_bar import format_bytes
 from ui.widgets.spin_boxes import double_spin_box, int_spin_box
 
 
 def _seconds(value: float | None) -> str:
     return "–" if value is None else f"{value * 1000:.0f} ms"
+
+
+LIVE_FIGURES = (
+    ("waiting", "Waiting"), ("running", "Running"), ("occupancy", "Batch occupancy"),
+    ("decode", "Generated tok/s"), ("prefill", "Prefill tok/s"), ("ttft", "TTFT p50 / p99"),
+    ("latency", "Latency p50 / p99"), ("kv", "KV cache"), ("requests", "Finished / failed / cancelled"),
+    ("oom", "Out-of-memory back-offs"), ("decoder", "Forward pass"), ("threads", "Threads now"),
+)
+SAVED_KNOBS = ("engine.max_batch_size", "engine.max_wait_ms", "engine.threads")  # settings that are also live knobs
 
 
 class EnginePanel(QWidget):
@@ -39,12 +49,29 @@ class EnginePanel(QWidget):
     def __init__(self, adapter: EngineAdapter, parent: QWidget | None = None):
         super().__init__(parent)
         self.adapter = adapter
-        self.engine = adapter.core.engine
-        settings = self.engine.settings
+        self.core, self.session = adapter.core, adapter.session
         self._last_tokens_per_second: float | None = None
         self._rows: dict[tuple, int] = {}
+        self._notices_shown = 0
 
-        self.max_batch_size = int_spin_box(1, 1024, settings.max_batch_size, "Requests decoded together in one step")
+        left = QVBoxLayout()
+        left.addWidget(self._build_knobs(self.core.engine_settings))
+        left.addWidget(self._build_live_figures())
+        left.addStretch(1)
+        right = QVBoxLayout()
+        right.addWidget(self._build_quality(), 1)
+        right.addWidget(self._build_notices())
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(12, 10, 12, 12)
+        layout.addLayout(left, 2)
+        layout.addLayout(right, 3)
+        self._connect(adapter)
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self._refresh_if_shown)
+        self.timer.start(self.REFRESH_MS)
+
+    def _build_knobs(self, settings: BatchingSettings) -> QGroupBox:
+        self.max_batch_size = int_spin_box(1, MAX_BATCH_SIZE, settings.max_batch_size, "Requests decoded together in one step")
         self.max_wait_ms = double_spin_box(0, MAX_WAIT_CAP_MS, 1, settings.max_wait_ms,
                                            "How long an idle engine waits for more requests before it starts a batch", " ms")
         self.max_prefill_tokens = int_spin_box(1, 1_000_000, settings.max_prefill_tokens, "Prompt tokens prefilled per step")
@@ -52,7 +79,7 @@ class EnginePanel(QWidget):
         self.adaptive = QCheckBox("Adapt batch size to keep p99 time per token under")
         self.adaptive.setChecked(settings.adaptive)
         self.target_p99_ms = double_spin_box(1, 60_000, 10, settings.target_p99_ms, "p99 time per output token to keep under", " ms")
-        self.threads = int_spin_box(0, 1024, settings.threads, "Intra-op threads of the forward pass. Auto measures "
+        self.threads = int_spin_box(0, MAX_THREADS, settings.threads, "Intra-op threads of the forward pass. Auto measures "
                                     "each step and uses fewer threads while another program takes a core")
         self.threads.setSpecialValueText("auto")
         self.response_cache = QCheckBox("Answer repeated greedy requests from the response cache")
@@ -60,7 +87,6 @@ class EnginePanel(QWidget):
         self.knob_error = QLabel("")
         self.knob_error.setObjectName("chatNotice")
         self.knob_error.setWordWrap(True)
-
         knobs = QGroupBox("Batching (applies at the next step, no reload)")
         form = QFormLayout(knobs)
         form.addRow("Max batch size", self.max_batch_size)
@@ -74,23 +100,25 @@ class EnginePanel(QWidget):
         form.addRow(adaptive_row)
         form.addRow(self.response_cache)
         form.addRow(self.knob_error)
+        return knobs
 
+    def _knob_widgets(self) -> tuple[QWidget, ...]:
+        return (self.max_batch_size, self.max_wait_ms, self.max_prefill_tokens, self.queue_limit, self.threads,
+                self.adaptive, self.target_p99_ms, self.response_cache)
+
+    def _build_live_figures(self) -> QGroupBox:
         self.figures: dict[str, QLabel] = {}
         live = QGroupBox("Live figures")
         grid = QGridLayout(live)
-        names = [
-            ("waiting", "Waiting"), ("running", "Running"), ("occupancy", "Batch occupancy"),
-            ("decode", "Generated tok/s"), ("prefill", "Prefill tok/s"), ("ttft", "TTFT p50 / p99"),
-            ("latency", "Latency p50 / p99"), ("kv", "KV cache"), ("requests", "Finished / failed / cancelled"),
-            ("oom", "Out-of-memory back-offs"), ("decoder", "Forward pass"), ("threads", "Threads now"),
-        ]
-        for row, (key, title) in enumerate(names):
+        for row, (key, title) in enumerate(LIVE_FIGURES):
             grid.addWidget(QLabel(title), row, 0)
             value = QLabel("–")
             value.setObjectName("figureValue")
             grid.addWidget(value, row, 1)
             self.figures[key] = value
+        return live
 
+    def _build_quality(self) -> QGroupBox:
         quality = QGroupBox("Speed, memory and quality per configuration")
         self.measure_button = QPushButton("Measure perplexity")
         self.measure_button.setToolTip("Perplexity on a fixed text shipped with the app (lower is better)")
@@ -109,29 +137,18 @@ class EnginePanel(QWidget):
         top.addWidget(self.measure_button)
         quality_layout.addLayout(top)
         quality_layout.addWidget(self.quality_table)
+        return quality
 
+    def _build_notices(self) -> QGroupBox:
         notices = QGroupBox("Engine notices")
         self.notice_list = QListWidget()
         self.notice_list.setMaximumHeight(90)
         self.notice_list.addItem("None yet: out-of-memory back-offs and other engine events appear here.")
-        self._notices_shown = 0
         QVBoxLayout(notices).addWidget(self.notice_list)
+        return notices
 
-        left = QVBoxLayout()
-        left.addWidget(knobs)
-        left.addWidget(live)
-        left.addStretch(1)
-        right = QVBoxLayout()
-        right.addWidget(quality, 1)
-        right.addWidget(notices)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(12, 10, 12, 12)
-        layout.addLayout(left, 2)
-        layout.addLayout(right, 3)
-
-        for box in (self.max_batch_size, self.max_prefill_tokens, self.queue_limit, self.threads):
-            box.valueChanged.connect(self.apply_knobs)
-        for box in (self.max_wait_ms, self.target_p99_ms):
+    def _connect(self, adapter: EngineAdapter) -> None:
+        for box in (self.max_batch_size, self.max_prefill_tokens, self.queue_limit, self.threads, self.max_wait_ms, self.target_p99_ms):
             box.valueChanged.connect(self.apply_knobs)
         self.adaptive.toggled.connect(self.apply_knobs)
         self.response_cache.toggled.connect(self.apply_knobs)
@@ -141,14 +158,36 @@ class EnginePanel(QWidget):
         adapter.generation_finished.connect(self._reply_finished)
         adapter.perplexity_measured.connect(self._perplexity_measured)
         adapter.perplexity_failed.connect(self._perplexity_failed)
-        self.timer = QTimer(self)
-        self.timer.timeout.connect(self.refresh)
-        self.timer.start(self.REFRESH_MS)
+
+    def apply_permissions(self, can) -> None:
+        """Knobs for those who may configure the engine, perplexity for those who may chat (the core checks again)."""
+        for widget in self._knob_widgets():
+            widget.setEnabled(can(Permission.ENGINE_CONFIGURE))
+        self.measure_button.setVisible(can(Permission.CHAT_USE))
+
+    def apply_saved_settings(self, changed: dict) -> None:
+        """Saved batching settings apply to the running engine at once, and the knobs show them.
+        Raises the core's error (EngineError, ConsoleError) when the engine refuses them."""
+        knobs = {key.removeprefix("engine."): value for key, value in changed.items() if key in SAVED_KNOBS}
+        if not knobs:
+            return
+        self.core.configure_engine(self.session.principal, **knobs)
+        self.show_engine_knobs()
+
+    def show_engine_knobs(self) -> None:
+        """Show the knobs the engine runs with now (after saved settings or the lab's Apply changed them)."""
+        applied = self.core.engine_settings
+        for box, value in ((self.max_batch_size, applied.max_batch_size), (self.max_wait_ms, applied.max_wait_ms),
+                           (self.threads, applied.threads)):
+            box.blockSignals(True)  # show the values; the engine already has them
+            box.setValue(value)
+            box.blockSignals(False)
 
     # --- knobs -------------------------------------------------------------------------------------------
     def apply_knobs(self) -> None:
         try:
-            self.adapter.core.configure_engine(
+            self.core.configure_engine(
+                self.session.principal,
                 max_batch_size=self.max_batch_size.value(),
                 max_wait_ms=self.max_wait_ms.value(),
                 max_prefill_tokens=self.max_prefill_tokens.value(),
@@ -164,8 +203,21 @@ class EnginePanel(QWidget):
         self.knob_error.setText("")
 
     # --- live figures ------------------------------------------------------------------------------------
+    def _refresh_if_shown(self) -> None:
+        """The timer's tick: figures nobody sees are not worth the UI thread's time while a reply streams."""
+        if self.isVisible():
+            self.refresh()
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        self.refresh()
+
     def refresh(self) -> None:
-        snapshot = self.engine.snapshot()
+        """The live figures, for those who may see metrics (checked first: a refusal would be audited twice a second)."""
+        if not self.session.can(Permission.METRICS_VIEW):
+            return
+        principal = self.session.principal
+        snapshot = self.core.engine_snapshot(principal)
         figures = self.figures
         figures["waiting"].setText(str(snapshot.waiting))
         figures["running"].setText(f"{snapshot.running} of max {snapshot.max_batch_size}")
@@ -178,7 +230,7 @@ class EnginePanel(QWidget):
         figures["requests"].setText(f"{snapshot.requests_finished} / {snapshot.requests_failed} / {snapshot.requests_cancelled}")
         figures["oom"].setText(str(snapshot.oom_backoffs))
         figures["decoder"].setText(snapshot.decoder or "–")
-        mode = "adapting" if self.engine.settings.threads == 0 else "pinned"
+        mode = "adapting" if self.core.engine_settings.threads == 0 else "pinned"
         figures["threads"].setText(f"{snapshot.intra_op_threads} ({mode})" if snapshot.intra_op_threads else "–")
         figures["decoder"].setToolTip("lean: the engine's own forward pass for Llama-family models; compiled: through "
                                       "torch.compile (the engine.compile setting). Others run transformers' forward.")
@@ -186,7 +238,7 @@ class EnginePanel(QWidget):
             self.max_batch_size.blockSignals(True)
             self.max_batch_size.setValue(snapshot.max_batch_size)
             self.max_batch_size.blockSignals(False)
-        notices = self.engine.notices()
+        notices = self.core.engine_notices(principal)
         if len(notices) != self._notices_shown:
             self._notices_shown = len(notices)
             self.notice_list.clear()
@@ -225,6 +277,6 @@ class EnginePanel(QWidget):
             row = self.quality_table.rowCount()
             self.quality_table.insertRow(row)
             self._rows[key] = row
-            for column, text in enumerate((info.name, f"{info.precision} · {info.device}", format_bytes(info.weight_bytes), "–", "–")):
+            for column, text in enumerate((info.name, f"{info.precision} · {info.device}", format_size(info.weight_bytes), "–", "–")):
                 self.quality_table.setItem(row, column, QTableWidgetItem(text))
         return self._rows[key]

@@ -16,13 +16,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from console.registry.registry import Registry
+from console.registry.service import RegistryService
+from ui.access.desktop_session import DesktopSession
 
 
 class ImportDialog(QDialog):
-    def __init__(self, registry: Registry, path: str, parent: QWidget | None = None):
+    def __init__(self, registry: RegistryService, session: DesktopSession, path: str, parent: QWidget | None = None):
         super().__init__(parent)
         self.registry = registry
+        self.session = session
         self.path = path
         self.setWindowTitle("Import a model")
         self.setMinimumWidth(520)
@@ -31,7 +33,7 @@ class ImportDialog(QDialog):
 
         self.name = QComboBox()
         self.name.setEditable(True)
-        self.name.addItems(registry.model_names())
+        self.name.addItems(registry.model_names(session.principal))
         self.name.setEditText(default_name)
         self.name.setToolTip("A new name registers a new model; an existing name adds a version to it")
         self.version = QLineEdit()
@@ -64,7 +66,7 @@ class ImportDialog(QDialog):
         self._suggest_version(default_name)
 
     def _suggest_version(self, name: str) -> None:
-        self.version.setText(self.registry.next_label(name) if name.strip() else "v1")
+        self.version.setText(self.registry.next_label(self.session.principal, name) if name.strip() else "v1")
 
     def values(self) -> tuple[str, str, str]:
         """(model name, version label, notes) as typed."""

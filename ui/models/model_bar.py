@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable, Collection
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -14,23 +16,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.access.permissions import Permission
+from console.units import format_parameters, format_size
 from engine import LoadedModelInfo, ModelSpec
 from engine.weights.devices import DEVICES, PRECISIONS, cuda_available
 
 DEFAULT_ENTRY = "default"
-
-
-def format_bytes(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
-
-
-def format_parameters(count: int) -> str:
-    return f"{count / 1e9:.2f}B" if count >= 1e9 else f"{count / 1e6:.0f}M"
+SETTING_KEYS = ("engine.precision", "engine.device")  # the stored defaults this bar shows
 
 
 class ModelBar(QWidget):
@@ -71,6 +63,9 @@ class ModelBar(QWidget):
         self.status_label.setObjectName("modelStatus")
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status_label.setWordWrap(True)
+        self.estimate_label = QLabel("")
+        self.estimate_label.setObjectName("modelEstimate")
+        self.estimate_label.setToolTip("Memory the load needs (weights, KV cache, overhead, margin) and what is free")
 
         row = QHBoxLayout()
         row.addWidget(QLabel("Model"))
@@ -87,6 +82,7 @@ class ModelBar(QWidget):
         row.addWidget(self.unload_button)
         status_row = QHBoxLayout()
         status_row.addWidget(self.status_label, 1)
+        status_row.addWidget(self.estimate_label)
         status_row.addWidget(self.progress)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 10, 12, 6)
@@ -98,12 +94,39 @@ class ModelBar(QWidget):
         self.browse_file_button.clicked.connect(self._browse_file)
         self.browse_folder_button.clicked.connect(self._browse_folder)
 
+    def apply_settings(self, setting: Callable[[str], object], changed: Collection[str] | None = None) -> None:
+        """The stored defaults of the next load: precision and device (all of them, or those in `changed`).
+        A device this machine lacks (cuda without a GPU) stays unselected."""
+        if changed is not None and not set(changed) & set(SETTING_KEYS):
+            return
+        self.precision_combo.setCurrentText(setting("engine.precision"))
+        index = self.device_combo.findText(setting("engine.device"))
+        if index >= 0 and self.device_combo.model().item(index).isEnabled():
+            self.device_combo.setCurrentIndex(index)
+
+    def apply_permissions(self, can: Callable[[str], bool], model_loaded: bool) -> None:
+        """Load controls for those who may load (the core checks again)."""
+        may_load = can(Permission.MODEL_LOAD)
+        for widget in (self.load_button, self.browse_file_button, self.browse_folder_button):
+            widget.setEnabled(may_load)
+        self.unload_button.setEnabled(may_load and model_loaded)
+        if not may_load and not model_loaded:
+            self.status_label.setText("No model loaded — ask an operator to load one.")
+
     def selected_spec(self) -> ModelSpec:
         precision, device = self.precision_combo.currentText(), self.device_combo.currentText()
         data = self.model_combo.currentData()
         if data == DEFAULT_ENTRY:
             return self._default_spec_factory(precision, device)
         return ModelSpec(str(data), precision=precision, device=device)
+
+    def show_estimate(self, text: str, fits: bool, detail: str = "") -> None:
+        """"Needs about X of Y free" before Load; in the error colour when it will not fit."""
+        self.estimate_label.setText(text)
+        self.estimate_label.setToolTip(detail or self.estimate_label.toolTip())
+        self.estimate_label.setProperty("state", "" if fits else "error")
+        self.estimate_label.style().unpolish(self.estimate_label)
+        self.estimate_label.style().polish(self.estimate_label)
 
     def set_default_label(self, label: str) -> None:
         """Name what the default entry loads (the registry's default version, once there is one)."""
@@ -157,7 +180,7 @@ class ModelBar(QWidget):
         self.progress.setVisible(False)
         self._set_status(
             f"● {info.name} · {info.architecture} · {format_parameters(info.parameters)} parameters · "
-            f"{info.precision_label} · {info.device} · weights {format_bytes(info.weight_bytes)} · "
+            f"{info.precision_label} · {info.device} · weights {format_size(info.weight_bytes)} · "
             f"context {info.context_length:,} · loaded in {info.load_seconds:.1f} s",
             "ok",
         )

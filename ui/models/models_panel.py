@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.access.permissions import Permission
 from console.registry.checksums import HashProgress
 from console.errors import ConsoleError
 from console.registry.records import VerificationReport, VersionRecord
@@ -52,11 +53,36 @@ class ModelsPanel(QWidget):
         super().__init__(parent)
         self.jobs = registry_adapter
         self.registry = registry_adapter.registry
+        self.session = registry_adapter.session
         self._versions: list[VersionRecord] = []
         self._job_title = ""
         self._default_id: int | None = -1  # unknown until the first refresh
         self._closed = False  # after shutdown the database is closed: late signals are ignored
 
+        actions = self._build_actions()
+        self.table = record_table(VERSION_COLUMNS)
+        self.table.setObjectName("versionsTable")
+        self.empty_hint = QLabel("No model registered yet — import a Hugging Face folder or a GGUF file.")
+        self.empty_hint.setObjectName("emptyHint")
+        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.progress_box = self._build_progress()
+        self.notice = QLabel("")
+        self.notice.setObjectName("registryNotice")
+        self.notice.setWordWrap(True)
+        self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.notice.setVisible(False)
+        self.details = VersionDetails(self.registry, self.session)
+        self._lay_out(actions)
+        self._connect_actions()
+        self._connect_jobs()
+        self.schedule_timer = QTimer(self)
+        self.schedule_timer.setInterval(SCHEDULE_CHECK_MS)
+        self.schedule_timer.timeout.connect(self.run_scheduled_verification)
+        self.schedule_timer.start()
+        self.refresh()
+
+    def _build_actions(self) -> QHBoxLayout:
+        """The registry's buttons and the re-hash schedule, in one row."""
         self.import_folder_button = QPushButton("Import folder…")
         self.import_folder_button.setToolTip("Register a Hugging Face model folder (new model or new version)")
         self.import_gguf_button = QPushButton("Import GGUF…")
@@ -78,8 +104,7 @@ class ModelsPanel(QWidget):
         self.schedule.setSuffix(" h")
         self.schedule.setSpecialValueText("off")
         self.schedule.setToolTip("Fully re-hash a version when its last full check is older than this (0: off)")
-        self.schedule.setValue(int(round(self.registry.verify_interval_hours)))
-
+        self.schedule.setValue(int(round(self.registry.verify_interval_hours(self.session.principal))))
         actions = QHBoxLayout()
         for button in (self.import_folder_button, self.import_gguf_button, self.verify_button, self.load_button,
                        self.default_button, self.retire_button, self.export_button, self.check_manifest_button):
@@ -87,13 +112,10 @@ class ModelsPanel(QWidget):
         actions.addStretch(1)
         actions.addWidget(QLabel("Re-hash every"))
         actions.addWidget(self.schedule)
+        return actions
 
-        self.table = record_table(VERSION_COLUMNS)
-        self.table.setObjectName("versionsTable")
-        self.empty_hint = QLabel("No model registered yet — import a Hugging Face folder or a GGUF file.")
-        self.empty_hint.setObjectName("emptyHint")
-        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-
+    def _build_progress(self) -> QWidget:
+        """A running job's progress: what it hashes, a bar and Cancel (hidden while no job runs)."""
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
@@ -105,17 +127,12 @@ class ModelsPanel(QWidget):
         progress_row.addWidget(self.progress_label, 1)
         progress_row.addWidget(self.progress, 1)
         progress_row.addWidget(self.cancel_button)
-        self.progress_box = QWidget()
-        self.progress_box.setLayout(progress_row)
-        self.progress_box.setVisible(False)
-        self.notice = QLabel("")
-        self.notice.setObjectName("registryNotice")
-        self.notice.setWordWrap(True)
-        self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.notice.setVisible(False)
+        box = QWidget()
+        box.setLayout(progress_row)
+        box.setVisible(False)
+        return box
 
-        self.details = VersionDetails(self.registry)
-
+    def _lay_out(self, actions: QHBoxLayout) -> None:
         top = QWidget()
         top_layout = QVBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 0, 0)
@@ -132,6 +149,7 @@ class ModelsPanel(QWidget):
         layout.addWidget(self.notice)
         layout.addWidget(splitter, 1)
 
+    def _connect_actions(self) -> None:
         self.import_folder_button.clicked.connect(self._browse_folder)
         self.import_gguf_button.clicked.connect(self._browse_gguf)
         self.verify_button.clicked.connect(self.verify_selected)
@@ -144,17 +162,21 @@ class ModelsPanel(QWidget):
         self.cancel_button.clicked.connect(self.jobs.cancel)
         self.schedule.valueChanged.connect(self._set_schedule)
         self.table.itemSelectionChanged.connect(self._show_selected)
+
+    def _connect_jobs(self) -> None:
         self.jobs.job_started.connect(self._job_started)
         self.jobs.job_progress.connect(self._job_progress)
         self.jobs.job_finished.connect(self._job_finished)
         self.jobs.job_failed.connect(self._job_failed)
         self.jobs.job_cancelled.connect(self._job_cancelled)
         self.jobs.changed.connect(self.refresh)
-        self.schedule_timer = QTimer(self)
-        self.schedule_timer.setInterval(SCHEDULE_CHECK_MS)
-        self.schedule_timer.timeout.connect(self.run_scheduled_verification)
-        self.schedule_timer.start()
-        self.refresh()
+
+    def apply_permissions(self, can) -> None:
+        """Show the registry's actions to those who may take them (the registry checks again)."""
+        for button in (self.import_folder_button, self.import_gguf_button, self.verify_button,
+                       self.default_button, self.retire_button):
+            button.setVisible(can(Permission.MODEL_REGISTER))
+        self.load_button.setVisible(can(Permission.MODEL_LOAD))
 
     # --- reading the registry ----------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -162,7 +184,7 @@ class ModelsPanel(QWidget):
             return
         selected = self.selected_version()
         try:
-            self._versions = self.registry.versions()
+            self._versions = self.registry.versions(self.session.principal)
         except ConsoleError as error:
             self.show_notice(str(error), "error")
             return
@@ -243,7 +265,7 @@ class ModelsPanel(QWidget):
         if self.jobs.busy:
             return False
         try:
-            due = self.registry.due_for_full_check(now)
+            due = self.registry.due_for_full_check(self.session.principal, now)
         except ConsoleError as error:
             self.show_notice(str(error), "error")
             return False
@@ -253,7 +275,7 @@ class ModelsPanel(QWidget):
         """First start: hash and register the embedded model in the background (nothing if done before)."""
         from console.registry.default_model import EMBEDDED_REGISTERED_KEY
 
-        if self.registry.setting(EMBEDDED_REGISTERED_KEY) is not None:
+        if self.registry.setting(self.session.principal, EMBEDDED_REGISTERED_KEY) is not None:
             return False
         return self.jobs.register_default()
 
@@ -262,7 +284,7 @@ class ModelsPanel(QWidget):
         if version is None:
             return
         try:
-            self.registry.set_default(version.id)
+            self.registry.set_default(self.session.principal, version.id)
         except ConsoleError as error:
             self.show_notice(str(error), "error")
             return
@@ -280,7 +302,7 @@ class ModelsPanel(QWidget):
         if answer != QMessageBox.StandardButton.Yes:
             return
         try:
-            self.registry.retire(version.id)
+            self.registry.retire(self.session.principal, version.id)
         except ConsoleError as error:
             self.show_notice(str(error), "error")
             return
@@ -288,13 +310,11 @@ class ModelsPanel(QWidget):
         self.refresh()
 
     def export_manifest_to(self, destination: str) -> None:
-        from console.registry.manifests import write_manifest
-
         version = self.selected_version()
         if version is None:
             return
         try:
-            written = write_manifest(self.registry, version.id, Path(destination))
+            written = self.registry.write_manifest(self.session.principal, version.id, Path(destination))
         except ConsoleError as error:
             self.show_notice(str(error), "error")
             return
@@ -335,7 +355,7 @@ class ModelsPanel(QWidget):
             self._ask_and_import(path)
 
     def _ask_and_import(self, path: str) -> None:
-        dialog = ImportDialog(self.registry, path, self)
+        dialog = ImportDialog(self.registry, self.session, path, self)
         if dialog.exec():
             name, version, notes = dialog.values()
             self.start_import(path, name, version, notes)
@@ -449,6 +469,6 @@ class ModelsPanel(QWidget):
 
     def _set_schedule(self, hours: int) -> None:
         try:
-            self.registry.set_verify_interval(hours)
+            self.registry.set_verify_interval(self.session.principal, hours)
         except ConsoleError as error:
             self.show_notice(str(error), "error")

@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from console.registry.registry import Registry
+from console.registry.service import RegistryService
+from ui.access.desktop_session import DesktopSession
 from console.registry.records import VersionRecord
 from console.storage.timestamps import local_time
 from console.units import format_parameters, format_size
@@ -54,9 +55,10 @@ def fill_row(table: QTableWidget, row: int, items: tuple[QTableWidgetItem, ...])
 class VersionDetails(QWidget):
     copied = Signal(str)  # what was copied to the clipboard, for the panel's notice
 
-    def __init__(self, registry: Registry, parent: QWidget | None = None):
+    def __init__(self, registry: RegistryService, session: DesktopSession, parent: QWidget | None = None):
         super().__init__(parent)
         self.registry = registry
+        self.session = session
         self.version: VersionRecord | None = None
         self.title = QLabel(NOTHING_SELECTED)
         self.title.setObjectName("detailTitle")
@@ -126,7 +128,7 @@ class VersionDetails(QWidget):
             self._copy(self.version.checksum, f"the checksum of {self.version.ref}")
 
     def _fill_files(self, version: VersionRecord) -> None:
-        files = self.registry.files(version.id)
+        files = self.registry.files(self.session.principal, version.id)
         monospace = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         self.files_table.setRowCount(len(files))
         for row, record in enumerate(files):
@@ -140,7 +142,7 @@ class VersionDetails(QWidget):
             self.files_table.setCellWidget(row, 3, copy)
 
     def _fill_history(self, version: VersionRecord) -> None:
-        events = self.registry.load_history(version.id)
+        events = self.registry.load_history(self.session.principal, version.id)
         self.history_table.setRowCount(len(events))
         for row, event in enumerate(events):
             fill_row(self.history_table, row, (
@@ -154,7 +156,7 @@ class VersionDetails(QWidget):
             ))
 
     def _fill_checks(self, version: VersionRecord) -> None:
-        checks = self.registry.verification_history(version.id)
+        checks = self.registry.verification_history(self.session.principal, version.id)
         self.checks_table.setRowCount(len(checks))
         for row, check in enumerate(checks):
             fill_row(self.checks_table, row, (

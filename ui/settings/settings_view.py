@@ -21,21 +21,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from console.settings.store import SETTINGS, SettingSpec
+from console.access.permissions import Permission
+from console.settings.store import SETTINGS, Choice, NumberRange, SettingSpec
 from console.errors import ConsoleError
-from engine.batching_settings import MAX_WAIT_CAP_MS
-from engine.weights.devices import DEVICES, PRECISIONS
-from engine.scheduler import COMPILE_MODES
 from ui.widgets.spin_boxes import double_spin_box, int_spin_box
 from ui.access.users_view import UsersView
+from ui.access.desktop_session import DesktopSession
 
-_CHOICES = {"engine.device": DEVICES, "engine.precision": PRECISIONS, "engine.compile": COMPILE_MODES, "prometheus.host": ("127.0.0.1", "::1", "localhost", "0.0.0.0")}
-_RANGES = {  # the widget's range and unit; the settings store validates again
-    "engine.max_batch_size": (1, 1024, " requests"), "engine.max_wait_ms": (0, MAX_WAIT_CAP_MS, " ms"),
-    "engine.threads": (0, 1024, " threads"),
-    "engine.max_new_tokens": (1, 32768, " tokens"), "telemetry.interval_s": (0.1, 60, " s"),
-    "prometheus.port": (1024, 65535, ""), "security.idle_lock_minutes": (0, 1440, " min"),
-}
 _HINTS = {  # shown under a field, beside the spec's own help
     "prometheus.host": "127.0.0.1 serves this machine only; 0.0.0.0 serves every network interface",
 }
@@ -47,18 +39,17 @@ class SettingField:
 
     def __init__(self, spec: SettingSpec, value):
         self.spec = spec
-        if spec.key in _CHOICES:
+        check = spec.check  # the store's own check says which widget fits, and its range
+        if isinstance(check, Choice):
             self.widget = QComboBox()
-            self.widget.addItems(list(_CHOICES[spec.key]))
+            self.widget.addItems(list(check.options))
         elif isinstance(spec.default, bool):
             self.widget = QCheckBox("on")
-        elif isinstance(spec.default, int):
-            low, high, suffix = _RANGES[spec.key]
-            self.widget = int_spin_box(int(low), int(high), 0, spec.help or spec.label)
-            self.widget.setSuffix(suffix)
-        elif isinstance(spec.default, float):
-            low, high, suffix = _RANGES[spec.key]
-            self.widget = double_spin_box(low, high, 0.5, 0.0, spec.help or spec.label, suffix)
+        elif isinstance(check, NumberRange) and check.kind is int:
+            self.widget = int_spin_box(int(check.low), int(check.high), 0, spec.help or spec.label)
+            self.widget.setSuffix(check.unit)
+        elif isinstance(check, NumberRange):
+            self.widget = double_spin_box(check.low, check.high, 0.5, 0.0, spec.help or spec.label, check.unit)
         else:  # JSON: the alert rules
             self.widget = QPlainTextEdit()
             self.widget.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
@@ -115,9 +106,9 @@ class SettingsView(QWidget):
 
     changed = Signal(dict)
 
-    def __init__(self, core, parent: QWidget | None = None):
+    def __init__(self, session: DesktopSession, parent: QWidget | None = None):
         super().__init__(parent)
-        self.core = core
+        self.session, self.core = session, session.core
         self.denied = QLabel("You do not have permission to see the settings. Ask an administrator.")
         self.denied.setObjectName("emptyHint")
         self.denied.setWordWrap(True)
@@ -129,6 +120,8 @@ class SettingsView(QWidget):
         form.setHorizontalSpacing(16)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         for spec in SETTINGS:
+            if spec.key.startswith("api."):
+                continue  # edited on the API tab, beside the server they configure
             field = SettingField(spec, spec.default)
             self.fields[spec.key] = field
             column = QVBoxLayout()
@@ -137,7 +130,7 @@ class SettingsView(QWidget):
             column.addWidget(field.hint)
             column.addWidget(field.error)
             form.addRow(spec.label, column)
-        self.data_dir = QLabel(str(core.data_dir))
+        self.data_dir = QLabel(str(session.core.data_dir))
         self.data_dir.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.data_dir.setObjectName("checksum")  # monospace, like the other paths and hashes
         data_dir_note = QLabel("Read-only here: set LLM_CONSOLE_DATA_DIR before starting the app to use another folder.")
@@ -158,7 +151,7 @@ class SettingsView(QWidget):
         buttons.addWidget(self.status, 1)
         buttons.addWidget(self.apply_button)
         form.addRow(buttons)
-        self.users = UsersView(core)
+        self.users = UsersView(session)
         content = QWidget()
         content_layout = QVBoxLayout(content)
         content_layout.setContentsMargins(0, 0, 4, 0)
@@ -180,8 +173,8 @@ class SettingsView(QWidget):
 
     def refresh_for_session(self) -> None:
         """Re-read the values and re-gate every field for the signed-in user (call after sign-in or switch)."""
-        session = self.core.session
-        visible = self.core.can("settings:view")
+        session = self.session.principal
+        visible = self.session.can(Permission.SETTINGS_VIEW)
         self.denied.setVisible(not visible)
         self.scroll.setVisible(visible)
         self.users.refresh_for_session()
@@ -210,7 +203,7 @@ class SettingsView(QWidget):
             if not field.widget.isEnabled() or field.value() == self.core.settings.get(key):
                 continue
             try:
-                saved[key] = self.core.settings.set(self.core.session, key, field.value())
+                saved[key] = self.core.settings.set(self.session.principal, key, field.value())
                 field.set(saved[key])
             except ConsoleError as error:
                 field.show_error(str(error))

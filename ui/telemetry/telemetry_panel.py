@@ -48,7 +48,35 @@ class TelemetryPanel(QWidget):
         self.paused = False
         self.window_s = WINDOWS[0][1]
 
-        # --- toolbar ---------------------------------------------------------------------------------------
+        toolbar = self._build_toolbar()
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(self._build_charts())
+        self.scroll.setObjectName("telemetryScroll")
+        self.scroll.verticalScrollBar().valueChanged.connect(lambda _value: self.redraw())
+        self.save_png_button.setMenu(self._build_save_menu())
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.scroll)
+        splitter.addWidget(self._build_alerts_and_prometheus(telemetry))
+        splitter.setStretchFactor(0, 1)
+        splitter.setSizes([640, 120])
+        splitter.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 8, 12, 8)
+        layout.setSpacing(6)
+        layout.addLayout(toolbar)
+        layout.addWidget(splitter, 1)
+
+        self.pause_button.toggled.connect(self.set_paused)
+        self.window_combo.currentIndexChanged.connect(lambda _i: self.set_window(self.window_combo.currentData()))
+        self.interval_combo.currentIndexChanged.connect(lambda _i: self._set_interval(self.interval_combo.currentData()))
+        self.export_csv_button.clicked.connect(self._ask_export_csv)
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.redraw)
+        self.timer.start(self.REFRESH_MS)
+
+    def _build_toolbar(self) -> QHBoxLayout:
+        """Pause, time window, sampling interval, CSV and PNG export, and what state the charts are in."""
         self.pause_button = QPushButton("Pause")
         self.pause_button.setCheckable(True)
         self.pause_button.setToolTip("Freeze the charts; sampling and alerts go on")
@@ -69,7 +97,6 @@ class TelemetryPanel(QWidget):
         self.save_png_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.state_label = QLabel("")
         self.state_label.setObjectName("telemetryState")
-
         toolbar = QHBoxLayout()
         toolbar.addWidget(self.pause_button)
         toolbar.addSpacing(8)
@@ -82,8 +109,10 @@ class TelemetryPanel(QWidget):
         toolbar.addWidget(self.save_png_button)
         toolbar.addSpacing(8)
         toolbar.addWidget(self.state_label, 1)
+        return toolbar
 
-        # --- charts --------------------------------------------------------------------------------------------
+    def _build_charts(self) -> QWidget:
+        """One chart per figure, in sections (engine, GPU, system) of COLUMNS columns, with the GPU card."""
         gpu = self.service.gpu
         if gpu.available:
             self.gpu_card = InfoCard("GPU processes", "No processes on the GPU yet.")
@@ -91,18 +120,19 @@ class TelemetryPanel(QWidget):
             self.gpu_card = InfoCard("GPU", "No NVIDIA GPU detected.\nGPU charts appear when NVML finds one; "
                                             "engine and system figures are live.", detail=gpu.reason or "")
         self.charts: dict[str, TelemetryChart] = {}
+        placed: list[tuple[str, QWidget]] = []
+        for spec in chart_specs(len(gpu.device_names), self.service.system.core_count):
+            self.charts[spec.key] = TelemetryChart(spec)
+            placed.append((spec.section, self.charts[spec.key]))
+        card_section = "GPU" if gpu.available else "System"
+        card_after = max(i for i, (section, _w) in enumerate(placed) if section == card_section)
+        placed.insert(card_after + 1, (card_section, self.gpu_card))
         charts_box = QWidget()
         charts_box.setObjectName("telemetryCharts")
         grid = QGridLayout(charts_box)
         grid.setContentsMargins(4, 0, 4, 4)
         grid.setHorizontalSpacing(8)
         grid.setVerticalSpacing(6)
-        placed: list[tuple[str, QWidget]] = []
-        for spec in chart_specs(len(gpu.device_names), self.service.system.core_count):
-            self.charts[spec.key] = TelemetryChart(spec)
-            placed.append((spec.section, self.charts[spec.key]))
-        card_after = max(i for i, (section, _w) in enumerate(placed) if section == ("GPU" if gpu.available else "System"))
-        placed.insert(card_after + 1, ("GPU" if gpu.available else "System", self.gpu_card))
         row, column, section = 0, 0, None
         for widget_section, widget in placed:
             if widget_section != section:
@@ -118,48 +148,24 @@ class TelemetryPanel(QWidget):
         for index in range(COLUMNS):
             grid.setColumnStretch(index, 1)
         grid.setRowStretch(row + 1, 1)
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setWidget(charts_box)
-        self.scroll.setObjectName("telemetryScroll")
-        self.scroll.verticalScrollBar().valueChanged.connect(lambda _value: self.redraw())
+        return charts_box
 
+    def _build_save_menu(self) -> QMenu:
         menu = QMenu(self.save_png_button)
         for key, chart in self.charts.items():
             menu.addAction(chart.spec.title, lambda key=key: self._ask_save_chart(key))
-        self.save_png_button.setMenu(menu)
+        return menu
 
-        # --- alerts and Prometheus -------------------------------------------------------------------------------
+    def _build_alerts_and_prometheus(self, telemetry: TelemetryAdapter) -> QWidget:
         self.alerts = AlertLogView(telemetry)
         self.prometheus = PrometheusSwitch(telemetry)
         self.prometheus.setFixedWidth(330)
-
         bottom = QWidget()
         bottom_layout = QHBoxLayout(bottom)
         bottom_layout.setContentsMargins(0, 0, 0, 0)
         bottom_layout.addWidget(self.alerts, 1)
         bottom_layout.addWidget(self.prometheus)
-
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.scroll)
-        splitter.addWidget(bottom)
-        splitter.setStretchFactor(0, 1)
-        splitter.setSizes([640, 120])
-        splitter.setChildrenCollapsible(False)
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 8, 12, 8)
-        layout.setSpacing(6)
-        layout.addLayout(toolbar)
-        layout.addWidget(splitter, 1)
-
-        self.pause_button.toggled.connect(self.set_paused)
-        self.window_combo.currentIndexChanged.connect(lambda _i: self.set_window(self.window_combo.currentData()))
-        self.interval_combo.currentIndexChanged.connect(lambda _i: self._set_interval(self.interval_combo.currentData()))
-        self.export_csv_button.clicked.connect(self._ask_export_csv)
-        self.timer = QTimer(self)
-        self.timer.timeout.connect(self.redraw)
-        self.timer.start(self.REFRESH_MS)
+        return bottom
 
     # --- drawing -------------------------------------------------------------------------------------------------
     def redraw(self, all_charts: bool = False) -> int:

@@ -178,3 +178,34 @@ def test_chat_loads_a_registered_model_by_name(workstation, tiny_model_dir, caps
     assert code == 0, err
     assert "[model] tiny:v1 · fp32 · cpu" in err
     assert run(capsys, "models", "history", "tiny")[1].split()[2] == "loaded"
+
+
+def test_chat_prefers_a_registered_name_to_a_same_named_folder_here(workstation, tiny_model_dir, tmp_path, monkeypatch, capsys):
+    run(capsys, "models", "import", str(tiny_model_dir), "--name", "tiny")
+    monkeypatch.chdir(tmp_path)
+    impostor = copy_model(tiny_model_dir, tmp_path / "tiny")
+    flip_byte(impostor / "model.safetensors")
+    code, _, err = run(capsys, "chat", "hello", "--model", "tiny", "--max-new-tokens", "2", "--precision", "fp32",
+                       "--device", "cpu")
+    assert code == 0, err
+    assert "[model] tiny:v1 · fp32 · cpu" in err
+    assert run(capsys, "models", "history", "tiny")[1].split()[2] == "loaded"
+
+
+def test_chat_with_an_unregistered_bare_name_does_not_load_the_folder_of_that_name(workstation, tiny_model_dir, tmp_path,
+                                                                                  monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    copy_model(tiny_model_dir, tmp_path / "tiny")
+    code, _, err = run(capsys, "chat", "hello", "--model", "tiny", "--quiet")
+    assert code == 1
+    assert "error: No model named 'tiny' is registered" in err
+    assert "write ./tiny" in err
+
+
+def test_chat_loads_a_folder_here_when_it_is_written_as_a_path(workstation, tiny_model_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    copy_model(tiny_model_dir, tmp_path / "tiny")
+    code, _, err = run(capsys, "chat", "hello", "--model", "./tiny", "--max-new-tokens", "2", "--precision", "fp32",
+                       "--device", "cpu")
+    assert code == 0, err
+    assert "[model] tiny · fp32 · cpu" in err

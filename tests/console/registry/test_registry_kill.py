@@ -81,7 +81,7 @@ def test_sigkill_while_registering_never_leaves_a_half_registered_version(tmp_pa
         assert confirmed <= versions, f"committed versions lost (seed {seed})"
         assert len(versions) >= 1, f"no version was ever committed (seed {seed})"
         for version_id, file_count, total_bytes, files, size in rows:
-            assert files == file_count == FILES_PER_VERSION + 2, f"seed {seed}"
+            assert files == file_count == FILES_PER_VERSION + 3, f"seed {seed}"  # + config, tokenizer, weights
             assert size == total_bytes, f"seed {seed}"
             assert registry.verify_version(version_id, force_full=True).ok, f"seed {seed}"
     finally:

@@ -45,7 +45,10 @@ def test_a_fresh_database_gets_every_migration_in_wal_mode(tmp_path):
 def test_migration_names_are_numbered_in_order():
     names = [m.__name__ for m in MIGRATIONS]
     assert names == sorted(names)
-    assert all(name.startswith(f"m{index:03d}_") for index, name in enumerate(names, start=1))
+    numbers = [int(name[1:4]) for name in names]
+    assert all(name[0] == "m" and name[4] == "_" for name in names)
+    # Numbers are handed out to parallel branches, so one may land before the one numbered below it.
+    assert numbers == sorted(set(numbers)) and numbers[0] == 1
 
 
 @pytest.mark.parametrize("applied", range(1, len(MIGRATIONS)))

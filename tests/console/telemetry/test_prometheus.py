@@ -147,3 +147,80 @@ def test_stopping_frees_the_port(service, exporter):
 def test_a_port_outside_the_range_is_refused(service, port):
     with pytest.raises(InvalidTelemetrySetting, match="from 1 to 65535"):
         PrometheusExporter(service, port=port)
+
+
+def test_an_address_beyond_loopback_is_refused_unless_remote_serving_is_allowed(service):
+    with pytest.raises(InvalidTelemetrySetting, match="serves this machine only, so it will not listen on 0.0.0.0.*"
+                                                      "prometheus.allow_remote"):
+        PrometheusExporter(service, port=0, host="0.0.0.0")
+
+
+def test_allowed_remote_serving_listens_and_warns(service, caplog):
+    exporter = PrometheusExporter(service, port=0, host="0.0.0.0", allow_remote=True)
+    with caplog.at_level("WARNING", logger="console.telemetry.prometheus_exporter"):
+        exporter.start()
+    try:
+        assert "listens on 0.0.0.0: every machine that can reach port" in caplog.text
+        service.sample_once()
+        assert "llm_console_cpu_utilization_ratio" in scrape(f"http://127.0.0.1:{exporter.port}/metrics")
+    finally:
+        exporter.stop()
+
+
+def test_ipv6_loopback_is_served(service):
+    exporter = PrometheusExporter(service, port=0, host="::1")
+    exporter.start()
+    try:
+        service.sample_once()
+        assert "llm_console_cpu_utilization_ratio" in scrape(f"http://[::1]:{exporter.port}/metrics")
+    finally:
+        exporter.stop()
+
+
+def half_sent(port: int) -> socket.socket:
+    connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+    connection.sendall(b"GET /metr")  # and never the rest of the request line
+    return connection
+
+
+def closed_by_server(connections: list[socket.socket], wanted: int, deadline_s: float) -> int:
+    """Wait (on the sockets, not a clock) until `wanted` of them were closed by the server; returns how many."""
+    import select
+    import time
+
+    open_ones, closed = list(connections), 0
+    end = time.monotonic() + deadline_s
+    while closed < wanted and open_ones and time.monotonic() < end:
+        readable, _, _ = select.select(open_ones, [], [], max(0.0, end - time.monotonic()))
+        for connection in readable:
+            if connection.recv(1) == b"":
+                closed += 1
+                open_ones.remove(connection)
+    return closed
+
+
+def test_a_half_sent_request_is_dropped_after_the_read_timeout(service):
+    exporter = PrometheusExporter(service, port=0, read_timeout_s=0.3)
+    exporter.start()
+    connection = half_sent(exporter.port)
+    try:
+        assert closed_by_server([connection], 1, deadline_s=10) == 1
+    finally:
+        connection.close()
+        exporter.stop()
+
+
+def test_many_half_sent_connections_keep_the_thread_count_bounded(service):
+    import threading
+
+    exporter = PrometheusExporter(service, port=0, max_connections=4)
+    exporter.start()
+    before = threading.active_count()
+    connections = [half_sent(exporter.port) for _ in range(60)]
+    try:
+        assert closed_by_server(connections, 56, deadline_s=10) == 56  # all but the four being read
+        assert threading.active_count() <= before + 4
+    finally:
+        for connection in connections:
+            connection.close()
+        exporter.stop()
