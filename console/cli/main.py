@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 from console.cli.admin import add_admin_parsers, run_audit, run_settings, run_users
 from console.errors import ConsoleError
 from console.cli.models import add_models_parser, chat_load_target, run_models
+from console.cli.self_test import add_self_test_parser, run_self_test
 from engine import EngineError, ModelSpec, SamplingParams
 from engine.weights.devices import DEVICES, PRECISIONS
 from engine.scheduler import COMPILE_MODES
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     add_models_parser(commands)
     add_admin_parsers(commands)
+    add_self_test_parser(commands)
     return parser
 
 
@@ -192,6 +194,8 @@ def main(argv: Sequence[str] | None = None, launch_gui: GuiLauncher | None = Non
     args = build_parser().parse_args(argv)
     if args.command in COMMANDS:
         return run_signed_in(args)
+    if args.command == "self-test":  # signs nobody in: it runs before the first account exists
+        return run_self_test(args, launch_gui)
     if launch_gui is None:
         print("error: the desktop window is started by the `llm-console` command (package ui).", file=sys.stderr)
         return 2
