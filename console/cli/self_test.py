@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from console.cli.session import PASSWORD_VARIABLE, USER_VARIABLE
+
 QUESTION = "What is the capital of France?"
 EXPECTED_ANSWER = "Paris"
 QT_PROBE_TIMEOUT_S = 60
@@ -180,6 +182,9 @@ def check_local_api(command: list[str] | None = None) -> CheckResult:
     the models are listed to holders of an API key)."""
     if importlib.util.find_spec("console.api") is None:
         return CheckResult("Local API", None, "this version has no local API (console.api); nothing to check")
+    if not os.environ.get(USER_VARIABLE):  # `serve` signs in like every command; a fresh install has no account
+        return CheckResult("Local API", None, f"starting `llm-console serve` needs a user: set {USER_VARIABLE} and "
+                                              f"{PASSWORD_VARIABLE} (an administrator) to include this check")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
