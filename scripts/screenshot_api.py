@@ -85,7 +85,7 @@ def main() -> int:
     window.adapter.load_finished.connect(loaded)
     window.adapter.load_failed.connect(lambda message: (print(message), app.exit(1)))
     QTimer.singleShot(200, window.model_bar.load_button.click)
-    QTimer.singleShot(240_000, lambda: app.exit(2))
+    QTimer.singleShot(480_000, lambda: app.exit(2))  # a shared machine loads slowly
     code = app.exec()
     window.shutdown()
     return code

@@ -8,7 +8,11 @@ from typing import Sequence
 from console.cli.main import main as cli_main
 
 
-def launch_gui(_args) -> int:
+def launch_gui(args) -> int:
+    if getattr(args, "qt_probe", False):  # `self-test` checks Qt in a child process: a broken plugin aborts
+        from ui.platform_probe import probe_platform
+
+        return probe_platform()
     from ui.app import run_app
 
     return run_app()

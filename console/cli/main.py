@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 
 from console.cli import api_keys, audit, bench, chat, lab, models, serve, settings, users
 from console.errors import ConsoleError
+from console.cli.self_test import add_self_test_parser, run_self_test
 from engine import EngineError
 from engine.weights.devices import DEVICES, PRECISIONS
 
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("gui", help="open the desktop window (the default)")
     for group in COMMANDS.values():
         group.add_parser(commands)
+    add_self_test_parser(commands)
     return parser
 
 
@@ -79,6 +81,8 @@ def main(argv: Sequence[str] | None = None, launch_gui: GuiLauncher | None = Non
         return 2
     if args.command in COMMANDS:
         return run_signed_in(args)
+    if args.command == "self-test":  # signs nobody in: it runs before the first account exists
+        return run_self_test(args, launch_gui)
     if launch_gui is None:
         print("error: the desktop window is started by the `llm-console` command (package ui).", file=sys.stderr)
         return 2

@@ -211,7 +211,7 @@ def test_switching_to_a_viewer_hides_what_a_viewer_may_not_do(window):
     assert window.switch_user(signed_in_dialog(session, "vic", ROLE_PASSWORD))
     tabs = window.tabs
     visible = {tabs.tabText(i) for i in range(tabs.count()) if tabs.isTabVisible(i)}
-    assert visible == {"Chat", "Engine", "Models", "Telemetry", "Settings"}
+    assert visible == {"Chat", "Engine", "Models", "Telemetry", "Lab", "Settings"}  # the lab's results need metrics:view
     assert not window.model_bar.load_button.isEnabled() and not window.chat_panel.send_button.isEnabled()
     assert window.session_label.text() == "Signed in as vic (viewer)"
     window.chat_panel.input.setReadOnly(False)

@@ -34,6 +34,8 @@ _HINTS = {  # shown under a field, beside the spec's own help
 FIELD_WIDTH = 260
 
 
+OTHER_TAB_PREFIXES = ("api.",)  # edited on the API tab, beside the server they configure
+
 class SettingField:
     """One setting's editor: reads and writes Python values, whatever the widget."""
 
@@ -120,8 +122,8 @@ class SettingsView(QWidget):
         form.setHorizontalSpacing(16)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         for spec in SETTINGS:
-            if spec.key.startswith("api."):
-                continue  # edited on the API tab, beside the server they configure
+            if spec.key.startswith(OTHER_TAB_PREFIXES):
+                continue
             field = SettingField(spec, spec.default)
             self.fields[spec.key] = field
             column = QVBoxLayout()

@@ -60,7 +60,7 @@ def test_an_unknown_precision_or_device_is_an_error_naming_the_choices(capsys, o
 def test_settings_refuse_a_fraction_for_a_whole_number_setting(workstation, capsys):  # noqa: F811
     code, _, err = run(capsys, "settings", "set", "engine.max_batch_size", "8.9")
     assert code == 1
-    assert "error: Max batch size: must be a whole number from 1 to 1024 (got 8.9)." in err
+    assert "error: Max batch size: must be a whole number from 1 to 1024 requests (got 8.9)." in err
     assert '"engine.max_batch_size"' not in err
     assert "engine.max_batch_size        8 " in run(capsys, "settings", "list")[1]  # still the default
 
@@ -68,7 +68,7 @@ def test_settings_refuse_a_fraction_for_a_whole_number_setting(workstation, caps
 def test_settings_refuse_a_number_too_big_for_a_float(workstation, capsys):  # noqa: F811
     code, _, err = run(capsys, "settings", "set", "engine.max_batch_size", "1e400")
     assert code == 1
-    assert "error: Max batch size: must be from 1 to 1024." in err
+    assert "error: Max batch size: must be from 1 to 1024 requests." in err
 
 
 def test_settings_accept_a_whole_number_written_with_a_point(workstation, capsys):  # noqa: F811
