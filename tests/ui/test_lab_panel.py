@@ -79,7 +79,21 @@ def test_run_sweep_measures_in_a_worker_and_shows_the_new_sweep(lab_window, qtbo
     assert "Sweep finished" in panel.notice.text()
 
 
-def test_cancel_keeps_the_measured_points_and_enables_resume(lab_window, qtbot):
+def test_cancel_keeps_the_measured_points_and_enables_resume(lab_window, qtbot, monkeypatch):
+    import console.lab.sweep_runner as sweep_runner
+
+    calls = []
+    real_drive_level = sweep_runner.drive_level
+
+    def drive_level_held_after_three(*args, **kwargs):
+        # The 4th repetition waits for the Cancel click: on a busy machine the tiny model's repetitions could
+        # otherwise all finish before the UI thread handles the progress report that clicks Cancel.
+        calls.append(1)
+        if len(calls) == 4:
+            lab_window.lab_adapter._cancel.wait(60)
+        return real_drive_level(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_runner, "drive_level", drive_level_held_after_three)
     panel = lab_window.lab_panel
     for name, box in panel.precision_boxes.items():
         box.setChecked(name == "fp32")
