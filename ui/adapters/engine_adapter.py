@@ -7,8 +7,6 @@ engine callbacks arrive on the engine loop or loader thread and are relayed
 
 from __future__ import annotations
 
-import threading
-
 from PySide6.QtCore import QObject, Signal
 
 from ui.adapters.thread_relay import ThreadRelay
@@ -41,6 +39,7 @@ class EngineAdapter(ThreadRelay):
         self._handles: dict[int, RequestHandle] = {}
         self._loader: Worker | None = None
         self._perplexity: Worker | None = None
+        self._estimators: set[Worker] = set()
         self.generation_finished.connect(self._forget)
 
     @property
@@ -77,14 +76,19 @@ class EngineAdapter(ThreadRelay):
     def estimate(self, spec: ModelSpec | VersionLoadSpec) -> None:
         """The memory estimate of a load, from the model's headers, in a worker (a first read takes a moment)."""
 
-        def work() -> None:
+        def work(_worker: Worker):
             try:
-                estimate = self.core.estimate_load(spec)
+                return self.core.estimate_load(spec)
             except (EngineError, ConsoleError, OSError):
-                estimate = None  # a missing or damaged model: Load says why
-            self.emit_from_worker("estimate_ready", spec, estimate)
+                return None  # a missing or damaged model: Load says why
 
-        threading.Thread(target=work, name="llm-console-estimate", daemon=True).start()
+        worker = Worker(work, "llm-console-estimate", "Estimating memory")
+        self._estimators.add(worker)  # held until its outcome has arrived (a selection change starts another)
+        worker.returned.connect(lambda estimate: self.estimate_ready.emit(spec, estimate))
+        worker.failed.connect(lambda _message: self.estimate_ready.emit(spec, None))
+        for outcome in (worker.returned, worker.failed):
+            outcome.connect(lambda _value, worker=worker: self._estimators.discard(worker))
+        worker.start()
 
     def measure_perplexity(self) -> None:
         """Measure the loaded model's perplexity on the shipped text, in a worker thread."""
