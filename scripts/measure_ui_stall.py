@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PySide6.QtCore import Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
+from script_admin import script_admin  # noqa: E402
 
 PROBE_MS = 10
 DATA_DIR = Path(tempfile.gettempdir()) / "llm-console-stall"
@@ -66,7 +67,6 @@ def main() -> int:
     args = parser.parse_args()
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
-    from console.access.control import UserError
     from console.core import ConsoleCore
     from engine import ModelSpec, SamplingParams
     from ui.app import apply_style, build_main_window
@@ -74,10 +74,7 @@ def main() -> int:
     app = QApplication(sys.argv)
     apply_style(app)
     core = ConsoleCore(data_dir=DATA_DIR)  # the script's own: keeps the converted GGUF between runs
-    try:
-        admin = core.create_first_admin(SCRIPT_USER, SCRIPT_PASSWORD)  # the window's panels need a principal
-    except UserError:  # a previous run created it
-        admin = core.sign_in(SCRIPT_USER, SCRIPT_PASSWORD)
+    admin = script_admin(core, SCRIPT_USER, SCRIPT_PASSWORD)  # the window's panels need a principal
     window = build_main_window(core, admin)
     window.resize(1280, 860)
     window.show()

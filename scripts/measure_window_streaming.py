@@ -29,6 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from script_admin import script_admin  # noqa: E402
+
 from PySide6.QtCore import QObject, Qt, Signal  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
@@ -130,7 +132,6 @@ def main() -> int:
     parser.add_argument("--screenshots", metavar="DIR", help="after measuring, stream a reply with code and save screenshots")
     args = parser.parse_args()
 
-    from console.access.control import UserError
     from console.core import ConsoleCore
     from engine import ModelSpec
     from ui.app import apply_style, build_main_window
@@ -138,10 +139,7 @@ def main() -> int:
     app = QApplication(sys.argv)
     apply_style(app)
     core = ConsoleCore(data_dir=args.data_dir)
-    try:
-        admin = core.create_first_admin(SCRIPT_USER, SCRIPT_PASSWORD)
-    except UserError:  # a previous run created it
-        admin = core.sign_in(SCRIPT_USER, SCRIPT_PASSWORD)
+    admin = script_admin(core, SCRIPT_USER, SCRIPT_PASSWORD)
     if args.tiny:
         from tests.tiny_model import build_tiny_model
 

@@ -21,6 +21,7 @@ from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from console.core import ConsoleCore  # noqa: E402
+from script_admin import script_admin  # noqa: E402
 from ui.app import apply_style, build_main_window  # noqa: E402
 
 DATA_DIR = Path(tempfile.gettempdir()) / "llm-console-screenshot-api"
@@ -28,13 +29,8 @@ SCRIPT_USER, SCRIPT_PASSWORD = "api-shot", "a window on the local API"
 
 
 def signed_in_core(data_dir: Path):
-    from console.access.control import UserError
-
     core = ConsoleCore(data_dir=data_dir)
-    try:
-        return core, core.create_first_admin(SCRIPT_USER, SCRIPT_PASSWORD)
-    except UserError:  # a previous run created it
-        return core, core.sign_in(SCRIPT_USER, SCRIPT_PASSWORD)
+    return core, script_admin(core, SCRIPT_USER, SCRIPT_PASSWORD)
 
 
 def free_port() -> int:

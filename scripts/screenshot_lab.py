@@ -22,6 +22,7 @@ from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from console.core import ConsoleCore  # noqa: E402
+from script_admin import script_admin  # noqa: E402
 from console.lab.plan import SweepPlan  # noqa: E402
 from ui.app import apply_style, build_main_window  # noqa: E402
 
@@ -32,16 +33,11 @@ SHORT_PLAN = SweepPlan(precisions=("fp32", "int8"), batch_sizes=(4, 8), concurre
 
 def signed_in(data_dir: Path):
     """The core and the principal the window acts for."""
-    from console.access.control import UserError
-
     core = ConsoleCore(data_dir=data_dir)
     user, password = os.environ.get("LLM_CONSOLE_USER"), os.environ.get("LLM_CONSOLE_PASSWORD")
     if data_dir != DATA_DIR and user and password:
         return core, core.sign_in(user, password)
-    try:
-        return core, core.create_first_admin(SCRIPT_USER, SCRIPT_PASSWORD)
-    except UserError:  # a previous run created it
-        return core, core.sign_in(SCRIPT_USER, SCRIPT_PASSWORD)
+    return core, script_admin(core, SCRIPT_USER, SCRIPT_PASSWORD)
 
 
 def main() -> int:

@@ -17,6 +17,7 @@ from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from console.core import ConsoleCore  # noqa: E402
+from script_admin import script_admin  # noqa: E402
 from engine import SamplingParams  # noqa: E402
 from ui.app import apply_style, build_main_window  # noqa: E402
 
@@ -30,13 +31,8 @@ SCRIPT_USER, SCRIPT_PASSWORD = "telemetry-shot", "a window on the dashboard"
 def signed_in_core(data_dir: Path):
     """A core on a data directory of this script's own and its own administrator's principal (the window's
     panels need one; the user's real data directory is never touched)."""
-    from console.access.control import UserError
-
     core = ConsoleCore(data_dir=data_dir)
-    try:
-        return core, core.create_first_admin(SCRIPT_USER, SCRIPT_PASSWORD)
-    except UserError:  # a previous run created it
-        return core, core.sign_in(SCRIPT_USER, SCRIPT_PASSWORD)
+    return core, script_admin(core, SCRIPT_USER, SCRIPT_PASSWORD)
 
 
 def main() -> int:

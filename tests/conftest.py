@@ -88,3 +88,19 @@ def tiny_window(admin_window, qtbot, tiny_model_dir):
     with qtbot.waitSignal(admin_window.adapter.load_finished, timeout=60_000):
         admin_window.model_bar.load_button.click()
     return admin_window
+
+
+@pytest.fixture
+def nvml():
+    """Two scripted GPUs for telemetry and alert tests (no NVIDIA library needed)."""
+    from tests.fake_nvml import FakeGpu, FakeNvml
+
+    return FakeNvml(FakeGpu(utilization=50), FakeGpu(name="NVIDIA Fake L4", utilization=50))
+
+
+@pytest.fixture
+def engine_figures():
+    """Engine figures a test scripts one sample at a time."""
+    from tests.engine_figures import ScriptedEngineFigures
+
+    return ScriptedEngineFigures()

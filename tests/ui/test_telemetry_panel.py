@@ -13,24 +13,13 @@ from PySide6.QtGui import QImage
 
 from console.telemetry import DEFAULT_RULES, GpuSampler, TelemetryService
 from console.telemetry.monitor import TelemetryMonitor
-from tests.engine_figures import ScriptedEngineFigures
-from tests.fake_nvml import FakeGpu, FakeNvml
+from tests.fake_nvml import FakeNvml
 from ui.adapters.engine_adapter import EngineAdapter
 from ui.main_window import MainWindow
 from ui.adapters.telemetry_adapter import TelemetryAdapter
 from ui.telemetry.telemetry_panel import TelemetryPanel
 from tests.access_helpers import admin_core
 from ui.access.desktop_session import DesktopSession
-
-
-@pytest.fixture
-def nvml():
-    return FakeNvml(FakeGpu(utilization=50), FakeGpu(name="NVIDIA Fake L4", utilization=50))
-
-
-@pytest.fixture
-def engine_figures():
-    return ScriptedEngineFigures()
 
 
 @pytest.fixture

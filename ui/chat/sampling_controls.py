@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from PySide6.QtWidgets import (
-    QFormLayout,
     QGroupBox,
     QPlainTextEdit,
     QVBoxLayout,
@@ -13,6 +12,7 @@ from PySide6.QtWidgets import (
 from console.chat.conversation import DEFAULT_SYSTEM_PROMPT
 from console.settings.store import MAX_NEW_TOKENS
 from engine import SamplingParams
+from ui.widgets.forms import form_group
 from ui.widgets.spin_boxes import double_spin_box, int_spin_box
 
 
@@ -34,15 +34,15 @@ class SamplingControls(QWidget):
         self.stop_strings.setPlaceholderText("One stop string per line")
         self.stop_strings.setFixedHeight(60)
 
-        sampling = QGroupBox("Sampling")
-        form = QFormLayout(sampling)
-        form.addRow("Temperature", self.temperature)
-        form.addRow("Top-p", self.top_p)
-        form.addRow("Top-k", self.top_k)
-        form.addRow("Repetition penalty", self.repetition_penalty)
-        form.addRow("Max new tokens", self.max_new_tokens)
-        form.addRow("Seed", self.seed)
-        form.addRow("Stop strings", self.stop_strings)
+        sampling, _form = form_group("Sampling", [
+            ("Temperature", self.temperature),
+            ("Top-p", self.top_p),
+            ("Top-k", self.top_k),
+            ("Repetition penalty", self.repetition_penalty),
+            ("Max new tokens", self.max_new_tokens),
+            ("Seed", self.seed),
+            ("Stop strings", self.stop_strings),
+        ])
         system = QGroupBox("System prompt")
         system_layout = QVBoxLayout(system)
         system_layout.addWidget(self.system_prompt)

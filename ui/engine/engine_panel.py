@@ -7,7 +7,6 @@ import time
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
-    QFormLayout,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
@@ -27,6 +26,7 @@ from console.units import format_size
 from engine import EngineError, GenerationResult, LoadedModelInfo
 from engine.batching_settings import MAX_BATCH_SIZE, MAX_THREADS, MAX_WAIT_CAP_MS, BatchingSettings
 from ui.adapters.engine_adapter import EngineAdapter
+from ui.widgets.forms import form_group, notice_label
 from ui.widgets.spin_boxes import double_spin_box, int_spin_box
 
 
@@ -84,22 +84,20 @@ class EnginePanel(QWidget):
         self.threads.setSpecialValueText("auto")
         self.response_cache = QCheckBox("Answer repeated greedy requests from the response cache")
         self.response_cache.setChecked(settings.response_cache)
-        self.knob_error = QLabel("")
-        self.knob_error.setObjectName("chatNotice")
-        self.knob_error.setWordWrap(True)
-        knobs = QGroupBox("Batching (applies at the next step, no reload)")
-        form = QFormLayout(knobs)
-        form.addRow("Max batch size", self.max_batch_size)
-        form.addRow("Max wait", self.max_wait_ms)
-        form.addRow("Max prefill tokens / step", self.max_prefill_tokens)
-        form.addRow("Queue limit", self.queue_limit)
-        form.addRow("Threads", self.threads)
+        self.knob_error = notice_label("chatNotice")
         adaptive_row = QHBoxLayout()
         adaptive_row.addWidget(self.adaptive)
         adaptive_row.addWidget(self.target_p99_ms)
-        form.addRow(adaptive_row)
-        form.addRow(self.response_cache)
-        form.addRow(self.knob_error)
+        knobs, _form = form_group("Batching (applies at the next step, no reload)", [
+            ("Max batch size", self.max_batch_size),
+            ("Max wait", self.max_wait_ms),
+            ("Max prefill tokens / step", self.max_prefill_tokens),
+            ("Queue limit", self.queue_limit),
+            ("Threads", self.threads),
+            adaptive_row,
+            self.response_cache,
+            self.knob_error,
+        ])
         return knobs
 
     def _knob_widgets(self) -> tuple[QWidget, ...]:

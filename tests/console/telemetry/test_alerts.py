@@ -10,18 +10,7 @@ from console.telemetry import DEFAULT_RULES, AlertLog, AlertRule, GpuSampler, In
 from console.telemetry.alerts import RETIRED_DEFAULT, replace_retired_default
 from engine import GenerationRequest, SamplingParams
 from engine.metrics import RECENT_WINDOW_S
-from tests.engine_figures import ScriptedEngineFigures
-from tests.fake_nvml import FakeGpu, FakeNvml
-
-
-@pytest.fixture
-def nvml():
-    return FakeNvml(FakeGpu(utilization=50), FakeGpu(name="NVIDIA Fake L4", utilization=50))
-
-
-@pytest.fixture
-def engine_figures():
-    return ScriptedEngineFigures()
+from tests.fake_nvml import FakeNvml
 
 
 @pytest.fixture
