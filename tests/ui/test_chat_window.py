@@ -36,7 +36,10 @@ def test_window_title_and_empty_state(window):
 def test_loading_shows_the_model_and_its_figures(loaded_window):
     status = loaded_window.model_bar.status_label.text()
     assert "tiny-llama" in status and "cpu" in status and "context 2,048" in status
-    assert f"{loaded_window.adapter.model_info.precision} (auto: " in status  # what `auto` chose, and why
+    info = loaded_window.adapter.model_info
+    assert f"· {info.precision} (auto) ·" in status  # what `auto` chose on the line, why in the tooltip
+    assert info.precision_reason and info.precision_reason not in status  # a sentence: it wrapped the line
+    assert loaded_window.model_bar.status_label.toolTip() == f"Precision auto chose {info.precision}: {info.precision_reason}"
     assert loaded_window.model_bar.unload_button.isEnabled()
     assert not loaded_window.model_bar.progress.isVisible()
 

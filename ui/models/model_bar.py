@@ -178,11 +178,15 @@ class ModelBar(QWidget):
         self._set_controls_enabled(True)
         self.unload_button.setEnabled(True)
         self.progress.setVisible(False)
+        # `auto` names what it chose on the line and says why in the tooltip: the reason is a sentence, and on
+        # the line it wrapped the status to two lines.
+        precision = f"{info.precision} (auto)" if info.precision_reason else info.precision
         self._set_status(
             f"● {info.name} · {info.architecture} · {format_parameters(info.parameters)} parameters · "
-            f"{info.precision_label} · {info.device} · weights {format_size(info.weight_bytes)} · "
+            f"{precision} · {info.device} · weights {format_size(info.weight_bytes)} · "
             f"context {info.context_length:,} · loaded in {info.load_seconds:.1f} s",
             "ok",
+            tip=f"Precision auto chose {info.precision}: {info.precision_reason}" if info.precision_reason else "",
         )
 
     def show_unloaded(self) -> None:
@@ -202,8 +206,9 @@ class ModelBar(QWidget):
                        self.device_combo, self.load_button):
             widget.setEnabled(enabled)
 
-    def _set_status(self, text: str, state: str) -> None:
+    def _set_status(self, text: str, state: str, tip: str = "") -> None:
         self.status_label.setText(text)
+        self.status_label.setToolTip(tip)
         self.status_label.setProperty("state", state)
         self.status_label.style().unpolish(self.status_label)
         self.status_label.style().polish(self.status_label)
