@@ -59,17 +59,24 @@ class EngineAdapter(ThreadRelay):
         self.load_started.emit(spec.name or str(getattr(spec, "path", None) or spec.ref))
         principal = self.session.principal
 
-        def work(worker: Worker) -> LoadedModelInfo | None:
+        def work(worker: Worker) -> LoadedModelInfo | MemoryWontFit:
             try:
                 return self.core.load(principal, spec, lambda fraction, message: worker.report(
                     -1.0 if fraction is None else fraction, message), load_anyway=load_anyway)
             except MemoryWontFit as error:  # not a failure: the window offers "load anyway"
-                self.emit_from_worker("load_refused_for_memory", spec, str(error))
-                return None
+                return error
+
+        def returned(outcome: LoadedModelInfo | MemoryWontFit) -> None:
+            # On the UI thread, after the worker counts as done: a "load anyway" clicked at once is not
+            # refused as "already loading" (the refusal used to arrive before the worker's end).
+            if isinstance(outcome, MemoryWontFit):
+                self.load_refused_for_memory.emit(spec, str(outcome))
+            else:
+                self.load_finished.emit(outcome)
 
         self._loader = Worker(work, "llm-console-loader", "Loading")  # held here until the next load
         self._loader.progressed.connect(lambda progress: self.load_progress.emit(*progress))
-        self._loader.returned.connect(lambda info: info is not None and self.load_finished.emit(info))
+        self._loader.returned.connect(returned)
         self._loader.failed.connect(self.load_failed)
         self._loader.start()
 
