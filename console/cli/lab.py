@@ -110,8 +110,10 @@ def _plan(args, core, target) -> SweepPlan:
         "max_wait_ms": _numbers(args.max_wait_ms, float, "max-wait-ms") or plan.max_wait_ms,
         "compile": args.compile,
         "memory_limit_bytes": int(args.memory_limit_mb * 2**20) if args.memory_limit_mb else None,
-        # the default lists skip batch caps that cannot bind; lists given by hand are measured as given
+        # the default lists skip batch caps that cannot bind or starve most users; lists given by hand are
+        # measured as given
         "skip_unbound_batches": not (args.batch_sizes or args.concurrency),
+        "skip_starved_batches": not (args.batch_sizes or args.concurrency),
     }
     return replace(plan, **changes).validate()
 

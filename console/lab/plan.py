@@ -1,5 +1,6 @@
 """What a sweep measures: the Cartesian product of precisions × max batch sizes × concurrency levels × max
-waits, each point repeated, and the points a sweep need not run (a batch cap that cannot bind)."""
+waits, each point repeated, and the points a sweep need not run (a batch cap that cannot bind, or one that
+leaves most users queued)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ class SweepPlan:
     # Skip a max batch size above the concurrency when a smaller one already covers every user: both run
     # the same batches.
     skip_unbound_batches: bool = False
+    # Skip a max batch size under half the users: most of them wait in the queue for the whole run, so the
+    # point's time to first token is the queue's and its throughput the small batch's (the default sweep).
+    skip_starved_batches: bool = False
     memory_limit_bytes: int | None = None  # the admin's cap; points needing more are skipped
 
     def validate(self) -> "SweepPlan":
@@ -75,8 +79,11 @@ class SweepPlan:
         return [PlannedPoint(p, b, c, w) for p in self.precisions for w in self.max_wait_ms
                 for c in self.concurrency for b in self.batch_sizes]
 
-    def unbound_reason(self, point: PlannedPoint) -> str | None:
-        """Why a point repeats another (its batch cap never binds), or None."""
+    def skip_reason(self, point: PlannedPoint) -> str | None:
+        """Why the sweep need not measure a point (its batch cap never binds, or starves most users), or None."""
+        if self.skip_starved_batches and point.batch_size * 2 < point.concurrency:
+            return (f"max batch size {point.batch_size} serves under half of {point.concurrency} users: the rest "
+                    f"wait in the queue the whole run (name the batch sizes to measure it)")
         if not self.skip_unbound_batches or point.batch_size <= point.concurrency:
             return None
         covering = min((b for b in self.batch_sizes if b >= point.concurrency), default=point.batch_size)
@@ -140,4 +147,5 @@ def default_plan(device: str = "auto", max_batch_by_memory: int | None = None, n
         repetitions=repetitions,
         new_tokens=new_tokens,
         skip_unbound_batches=True,
+        skip_starved_batches=True,
     ).validate()

@@ -79,7 +79,7 @@ def _run(sweep, store: SweepStore, engine, hooks: SweepHooks, progress, cancel: 
     for point in plan.points():
         if point.key in finished:
             continue
-        reason = plan.unbound_reason(point)
+        reason = plan.skip_reason(point)
         if reason:
             store.skip_point(sweep, point, reason)
             continue

@@ -65,13 +65,18 @@ def test_the_charts_save_as_png(swept_window, tmp_path):
     assert path.stat().st_size > 1000
 
 
-def test_run_sweep_measures_in_a_worker_and_shows_the_new_sweep(lab_window, qtbot):
-    panel = lab_window.lab_panel
+def plan_tiny_sweep(panel) -> None:
+    """fp32 only, batch size 1, one and two users, three new tokens: two points, seconds on the tiny model."""
     for name, box in panel.precision_boxes.items():
         box.setChecked(name == "fp32")
     panel.batch_sizes.setText("1")
     panel.concurrency.setText("1,2")
     panel.new_tokens.setValue(3)
+
+
+def test_run_sweep_measures_in_a_worker_and_shows_the_new_sweep(lab_window, qtbot):
+    panel = lab_window.lab_panel
+    plan_tiny_sweep(panel)
     with qtbot.waitSignal(lab_window.lab_adapter.sweep_finished, timeout=120_000):
         panel.run_button.click()
         assert panel.cancel_button.isEnabled()  # the UI thread is free while it runs
@@ -95,11 +100,7 @@ def test_cancel_keeps_the_measured_points_and_enables_resume(lab_window, qtbot, 
 
     monkeypatch.setattr(sweep_runner, "drive_level", drive_level_held_after_three)
     panel = lab_window.lab_panel
-    for name, box in panel.precision_boxes.items():
-        box.setChecked(name == "fp32")
-    panel.batch_sizes.setText("1")
-    panel.concurrency.setText("1,2")
-    panel.new_tokens.setValue(3)
+    plan_tiny_sweep(panel)
     lab_window.lab_adapter.sweep_progress.connect(lambda step: step.done == 3 and panel.cancel_button.click())
     with qtbot.waitSignal(lab_window.lab_adapter.sweep_cancelled, timeout=120_000):
         panel.run_button.click()
@@ -118,8 +119,12 @@ def test_a_load_that_will_not_fit_offers_load_anyway(lab_window, qtbot, monkeypa
     import engine.weights.memory_estimate as memory_estimate
 
     monkeypatch.setattr(memory_estimate, "free_memory_bytes", lambda _device: 1000)  # the hardware boundary
+    loading_when_refused = []
+    lab_window.adapter.load_refused_for_memory.connect(lambda *_: loading_when_refused.append(lab_window.adapter.loading))
     with qtbot.waitSignal(lab_window.adapter.load_refused_for_memory, timeout=30_000):
         lab_window.model_bar.load_button.click()
+    # The refusal arrives once the load counts as over: "load anyway" clicked at once is not "already loading".
+    assert loading_when_refused == [False]
     assert "will not fit" in lab_window.model_bar.status_label.text()
     assert lab_window.adapter.model_info is None
     with qtbot.waitSignal(lab_window.adapter.load_finished, timeout=60_000):

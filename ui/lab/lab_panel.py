@@ -8,9 +8,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
-    QFormLayout,
     QGridLayout,
-    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -34,6 +32,7 @@ from engine import EngineError
 from engine.weights.devices import PRECISIONS
 from ui.adapters.lab_adapter import LabAdapter
 from ui.lab.lab_charts import LabCharts
+from ui.widgets.forms import form_group, notice_label
 from ui.widgets.spin_boxes import double_spin_box, int_spin_box
 
 COLUMNS = ("Precision", "Batch", "Users", "tok/s", "tok/s/user", "req/s", "TTFT p50", "TTFT p99", "ITL p99",
@@ -69,9 +68,10 @@ class LabPanel(QWidget):
         self.max_waits.setToolTip("Max waits in ms, comma-separated")
         self.repetitions = int_spin_box(3, 20, 3, "Interleaved repetitions per point (median and spread)")
         self.new_tokens = int_spin_box(2, 4096, 32, "Tokens generated per request")
-        self.skip_unbound = QCheckBox("Skip batch sizes that cannot bind")
+        self.skip_unbound = QCheckBox("Skip batch sizes that cannot bind or leave most users queued")
         self.skip_unbound.setChecked(True)
-        self.skip_unbound.setToolTip("A max batch size above the users runs the same batches as a smaller one")
+        self.skip_unbound.setToolTip("A max batch size above the users runs the same batches as a smaller one; "
+                                     "one under half the users keeps the rest in the queue the whole run")
         self.run_button = QPushButton("Run sweep")
         self.run_button.setObjectName("primaryButton")
         self.cancel_button = QPushButton("Cancel")
@@ -81,25 +81,23 @@ class LabPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setVisible(False)
-        self.progress_label = QLabel("Sweeps the model chosen in the bar above.")
-        self.progress_label.setObjectName("jobProgress")
-        self.progress_label.setWordWrap(True)
+        self.progress_label = notice_label("jobProgress", "Sweeps the model chosen in the bar above.")
 
-        plan_box = QGroupBox("Sweep")
-        form = QFormLayout(plan_box)
-        form.addRow("Precisions", precision_row)
-        form.addRow("Max batch sizes", self.batch_sizes)
-        form.addRow("Users", self.concurrency)
-        form.addRow("Max wait (ms)", self.max_waits)
-        form.addRow("Repetitions", self.repetitions)
-        form.addRow("New tokens", self.new_tokens)
-        form.addRow(self.skip_unbound)
         buttons = QHBoxLayout()
         for button in (self.run_button, self.cancel_button, self.resume_button):
             buttons.addWidget(button)
-        form.addRow(buttons)
-        form.addRow(self.progress)
-        form.addRow(self.progress_label)
+        plan_box, _form = form_group("Sweep", [
+            ("Precisions", precision_row),
+            ("Max batch sizes", self.batch_sizes),
+            ("Users", self.concurrency),
+            ("Max wait (ms)", self.max_waits),
+            ("Repetitions", self.repetitions),
+            ("New tokens", self.new_tokens),
+            self.skip_unbound,
+            buttons,
+            self.progress,
+            self.progress_label,
+        ])
 
         # --- results ---
         self.sweep_combo = QComboBox()
@@ -123,26 +121,24 @@ class LabPanel(QWidget):
         self.export_csv_button = QPushButton("Export CSV…")
         self.export_json_button = QPushButton("Export JSON…")
         self.save_png_button = QPushButton("Save charts as PNG…")
-        self.notice = QLabel("")
-        self.notice.setObjectName("registryNotice")
-        self.notice.setWordWrap(True)
+        self.notice = notice_label("registryNotice")
 
-        results_box = QGroupBox("Results and SLA")
-        results = QFormLayout(results_box)
-        results.addRow("Sweep", self.sweep_combo)
-        results.addRow("TTFT p99 ≤", self.ttft_limit)
-        results.addRow("ITL p99 ≤", self.itl_limit)
-        results.addRow("Memory ≤", self.memory_limit)
-        results.addRow("Perplexity +", self.perplexity_limit)
-        results.addRow(self.answers_label)
-        results.addRow(self.apply_button)
-        results.addRow(self.save_default)
         exports = QHBoxLayout()
         for button in (self.export_csv_button, self.export_json_button):
             exports.addWidget(button)
-        results.addRow(exports)
-        results.addRow(self.save_png_button)
-        results.addRow(self.notice)
+        results_box, _results = form_group("Results and SLA", [
+            ("Sweep", self.sweep_combo),
+            ("TTFT p99 ≤", self.ttft_limit),
+            ("ITL p99 ≤", self.itl_limit),
+            ("Memory ≤", self.memory_limit),
+            ("Perplexity +", self.perplexity_limit),
+            self.answers_label,
+            self.apply_button,
+            self.save_default,
+            exports,
+            self.save_png_button,
+            self.notice,
+        ])
 
         side = QWidget()
         side_layout = QVBoxLayout(side)
@@ -278,6 +274,7 @@ class LabPanel(QWidget):
             repetitions=self.repetitions.value(),
             new_tokens=self.new_tokens.value(),
             skip_unbound_batches=self.skip_unbound.isChecked(),
+            skip_starved_batches=self.skip_unbound.isChecked(),
         ).validate()
 
     def run_sweep(self) -> None:
