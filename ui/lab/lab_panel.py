@@ -68,10 +68,11 @@ class LabPanel(QWidget):
         self.max_waits.setToolTip("Max waits in ms, comma-separated")
         self.repetitions = int_spin_box(3, 20, 3, "Interleaved repetitions per point (median and spread)")
         self.new_tokens = int_spin_box(2, 4096, 32, "Tokens generated per request")
-        self.skip_unbound = QCheckBox("Skip batch sizes that cannot bind or leave most users queued")
+        self.skip_unbound = QCheckBox("Skip batch sizes that add nothing")
         self.skip_unbound.setChecked(True)
         self.skip_unbound.setToolTip("A max batch size above the users runs the same batches as a smaller one; "
-                                     "one under half the users keeps the rest in the queue the whole run")
+                                     "one under half the users keeps the rest in the queue the whole run. "
+                                     "Both are skipped, with the reason in the table")
         self.run_button = QPushButton("Run sweep")
         self.run_button.setObjectName("primaryButton")
         self.cancel_button = QPushButton("Cancel")
