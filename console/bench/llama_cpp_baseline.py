@@ -14,7 +14,25 @@ import sys
 import time
 
 
+def without_extra_buffers() -> None:
+    """Load models without llama.cpp's extra buffer types (weights repacked for AMX or AVX-512 at load): on
+    some machines the AMX path crashes the process (seen on a VM whose CPU reports AMX)."""
+    import llama_cpp
+    import llama_cpp.llama
+
+    default = llama_cpp.llama_model_default_params
+
+    def params():
+        chosen = default()
+        chosen.use_extra_bufts = False
+        return chosen
+
+    llama_cpp.llama_model_default_params = llama_cpp.llama.llama_cpp.llama_model_default_params = params
+
+
 def measure(spec: dict) -> dict:
+    if spec.get("no_extra_buffers"):
+        without_extra_buffers()
     from llama_cpp import Llama
 
     from console.bench.llama_cpp_batched import batched_decode, prefill

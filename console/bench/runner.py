@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -252,13 +254,33 @@ def level_prompts(concurrency: int) -> list[str]:
     return [PROMPTS[i % len(PROMPTS)] + f" (request {i})" for i in range(concurrency)]
 
 
+def _llama_cpp_process(spec: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "console.bench.llama_cpp_baseline"], input=json.dumps(spec),
+                          capture_output=True, text=True, timeout=1800)
+
+
+def run_llama_cpp_process(spec: dict, notes: list[str], run=_llama_cpp_process) -> dict:
+    """The baseline process's figures. A process killed by a signal is run again without llama.cpp's extra
+    buffer types: its AMX weight repacking crashes on some CPUs (seen on a VM whose CPU reports AMX)."""
+    completed = run(spec)
+    if completed.returncode < 0:
+        signal_number = -completed.returncode
+        completed = run(dict(spec, no_extra_buffers=True))
+        if completed.returncode == 0:
+            notes.append(f"llama.cpp crashed (signal {signal_number}) with its extra buffer types (weights "
+                         "repacked for AMX at load), so it was measured without them")
+    if completed.returncode != 0:
+        reason = completed.stderr.strip()[-500:] or f"exit status {completed.returncode}"
+        raise RuntimeError(f"the llama.cpp baseline failed: {reason}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
 def llama_cpp_baseline(engine: InferenceEngine, gguf_path: str, new_tokens: int, levels: list[int],
-                       prefill_texts: dict[int, str]) -> tuple[list[BaselineRun], dict[int, float]] | None:
+                       prefill_texts: dict[int, str], notes: list[str]) -> tuple[list[BaselineRun], dict[int, float]] | None:
     """llama.cpp on the same GGUF file and prompts, in its own process: one stream, batched decode at each
-    level, and prefill tok/s of each long prompt. None if llama-cpp-python is not installed."""
+    level, and prefill tok/s of each long prompt. None if llama-cpp-python is not installed. What the run had
+    to work around goes to `notes` (once)."""
     import importlib.util
-    import subprocess
-    import sys
 
     if importlib.util.find_spec("llama_cpp") is None:
         return None
@@ -270,11 +292,7 @@ def llama_cpp_baseline(engine: InferenceEngine, gguf_path: str, new_tokens: int,
 
     spec = {"gguf_path": gguf_path, "new_tokens": new_tokens, "prompts": list(PROMPTS[:2]),
             "batched_texts": engine.run_on_model(formatted), "prefill_texts": {str(k): v for k, v in prefill_texts.items()}}
-    completed = subprocess.run([sys.executable, "-m", "console.bench.llama_cpp_baseline"], input=json.dumps(spec),
-                               capture_output=True, text=True, timeout=1800)
-    if completed.returncode != 0:
-        raise RuntimeError(f"the llama.cpp baseline failed: {completed.stderr.strip()[-500:]}")
-    figures = json.loads(completed.stdout.strip().splitlines()[-1])
+    figures = run_llama_cpp_process(spec, notes)
     runs = [BaselineRun("llama.cpp-one-stream", 1, figures["tokens"] / figures["seconds"])]
     runs += [BaselineRun("llama.cpp-batched", int(level), run["tokens"] / run["seconds"])
              for level, run in figures["batched"].items()]
@@ -321,6 +339,7 @@ def run_benchmark(
     engine_rounds: dict[int, list[EngineRun]] = {level: [] for level in levels}
     baseline_rounds: dict[tuple[str, int], list[BaselineRun]] = {}
     llama_missing = False
+    llama_notes: list[str] = []
     for round_number in range(1, repeat + 1):
         prefix = f"round {round_number}/{repeat}: " if repeat > 1 else ""
         for level in levels:
@@ -341,7 +360,7 @@ def run_benchmark(
                 continuous_batching_error = f"transformers continuous batching did not run: {error}"
         if gguf_path:
             report(f"{prefix}baseline: llama.cpp (one stream, batched, prefill)")
-            llama = llama_cpp_baseline(engine, gguf_path, new_tokens, levels, prefill_texts)
+            llama = llama_cpp_baseline(engine, gguf_path, new_tokens, levels, prefill_texts, llama_notes)
             llama_missing = llama is None
             if llama is not None:
                 runs += llama[0]
@@ -355,11 +374,12 @@ def run_benchmark(
     result.join_ttft_idle_s, result.join_ttft_busy_s = measure_join_ttft(engine, new_tokens)
     if continuous_batching_error:
         result.notes.append(continuous_batching_error)
+    result.notes += list(dict.fromkeys(llama_notes))  # once, however many rounds worked around the same thing
     if baselines and not gguf_path:
         result.notes.append("the model is not a GGUF file: no llama.cpp baseline")
     if llama_missing:
         result.notes.append("llama-cpp-python is not installed: no llama.cpp baseline "
-                            "(install it with CMAKE_ARGS=\"-DGGML_NATIVE=OFF\" pip install llama-cpp-python)")
+                            "(install it with CMAKE_ARGS=\"-DGGML_NATIVE=ON\" pip install llama-cpp-python)")
     per_level = ("hf-static-batch", "llama.cpp-batched", "transformers-continuous-batching")
     single = {b.name: b.output_tokens_per_s for b in result.baselines if b.concurrency == 1 and b.name not in per_level}
     for run in result.engine_runs:
