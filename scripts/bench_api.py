@@ -273,12 +273,13 @@ class LlamaCppServer:
 
 
 def end_of_text_id(gguf: Path) -> int | None:
-    try:
-        from gguf import GGUFReader
+    from engine.errors import ModelLoadError
+    from engine.weights.gguf_cache import open_gguf
 
-        field = GGUFReader(str(gguf)).fields["tokenizer.ggml.eos_token_id"]
+    try:
+        field = open_gguf(gguf).fields["tokenizer.ggml.eos_token_id"]
         return int(field.parts[field.data[0]][0])
-    except Exception:
+    except (ModelLoadError, KeyError, IndexError, ValueError):
         return None
 
 

@@ -259,16 +259,26 @@ def _llama_cpp_process(spec: dict) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=1800)
 
 
-def run_llama_cpp_process(spec: dict, notes: list[str], run=_llama_cpp_process) -> dict:
+@dataclass
+class LlamaCppWorkaround:
+    """What the baseline process needed, kept across the bench's rounds: a crash met in the first round is not
+    met again in every later one."""
+
+    no_extra_buffers: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def run_llama_cpp_process(spec: dict, workaround: LlamaCppWorkaround, run=_llama_cpp_process) -> dict:
     """The baseline process's figures. A process killed by a signal is run again without llama.cpp's extra
     buffer types: its AMX weight repacking crashes on some CPUs (seen on a VM whose CPU reports AMX)."""
-    completed = run(spec)
-    if completed.returncode < 0:
+    completed = run(dict(spec, no_extra_buffers=True) if workaround.no_extra_buffers else spec)
+    if completed.returncode < 0 and not workaround.no_extra_buffers:
         signal_number = -completed.returncode
         completed = run(dict(spec, no_extra_buffers=True))
         if completed.returncode == 0:
-            notes.append(f"llama.cpp crashed (signal {signal_number}) with its extra buffer types (weights "
-                         "repacked for AMX at load), so it was measured without them")
+            workaround.no_extra_buffers = True
+            workaround.notes.append(f"llama.cpp crashed (signal {signal_number}) with its extra buffer types "
+                                    "(weights repacked for AMX at load), so it was measured without them")
     if completed.returncode != 0:
         reason = completed.stderr.strip()[-500:] or f"exit status {completed.returncode}"
         raise RuntimeError(f"the llama.cpp baseline failed: {reason}")
@@ -276,10 +286,10 @@ def run_llama_cpp_process(spec: dict, notes: list[str], run=_llama_cpp_process) 
 
 
 def llama_cpp_baseline(engine: InferenceEngine, gguf_path: str, new_tokens: int, levels: list[int],
-                       prefill_texts: dict[int, str], notes: list[str]) -> tuple[list[BaselineRun], dict[int, float]] | None:
+                       prefill_texts: dict[int, str], workaround: LlamaCppWorkaround) -> tuple[list[BaselineRun], dict[int, float]] | None:
     """llama.cpp on the same GGUF file and prompts, in its own process: one stream, batched decode at each
-    level, and prefill tok/s of each long prompt. None if llama-cpp-python is not installed. What the run had
-    to work around goes to `notes` (once)."""
+    level, and prefill tok/s of each long prompt. None if llama-cpp-python is not installed. What the process
+    had to work around is kept in `workaround` for the next round."""
     import importlib.util
 
     if importlib.util.find_spec("llama_cpp") is None:
@@ -292,7 +302,7 @@ def llama_cpp_baseline(engine: InferenceEngine, gguf_path: str, new_tokens: int,
 
     spec = {"gguf_path": gguf_path, "new_tokens": new_tokens, "prompts": list(PROMPTS[:2]),
             "batched_texts": engine.run_on_model(formatted), "prefill_texts": {str(k): v for k, v in prefill_texts.items()}}
-    figures = run_llama_cpp_process(spec, notes)
+    figures = run_llama_cpp_process(spec, workaround)
     runs = [BaselineRun("llama.cpp-one-stream", 1, figures["tokens"] / figures["seconds"])]
     runs += [BaselineRun("llama.cpp-batched", int(level), run["tokens"] / run["seconds"])
              for level, run in figures["batched"].items()]
@@ -339,7 +349,7 @@ def run_benchmark(
     engine_rounds: dict[int, list[EngineRun]] = {level: [] for level in levels}
     baseline_rounds: dict[tuple[str, int], list[BaselineRun]] = {}
     llama_missing = False
-    llama_notes: list[str] = []
+    llama_workaround = LlamaCppWorkaround()
     for round_number in range(1, repeat + 1):
         prefix = f"round {round_number}/{repeat}: " if repeat > 1 else ""
         for level in levels:
@@ -360,7 +370,7 @@ def run_benchmark(
                 continuous_batching_error = f"transformers continuous batching did not run: {error}"
         if gguf_path:
             report(f"{prefix}baseline: llama.cpp (one stream, batched, prefill)")
-            llama = llama_cpp_baseline(engine, gguf_path, new_tokens, levels, prefill_texts, llama_notes)
+            llama = llama_cpp_baseline(engine, gguf_path, new_tokens, levels, prefill_texts, llama_workaround)
             llama_missing = llama is None
             if llama is not None:
                 runs += llama[0]
@@ -374,7 +384,7 @@ def run_benchmark(
     result.join_ttft_idle_s, result.join_ttft_busy_s = measure_join_ttft(engine, new_tokens)
     if continuous_batching_error:
         result.notes.append(continuous_batching_error)
-    result.notes += list(dict.fromkeys(llama_notes))  # once, however many rounds worked around the same thing
+    result.notes += llama_workaround.notes
     if baselines and not gguf_path:
         result.notes.append("the model is not a GGUF file: no llama.cpp baseline")
     if llama_missing:
