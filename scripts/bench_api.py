@@ -274,13 +274,13 @@ class LlamaCppServer:
 
 def end_of_text_id(gguf: Path) -> int | None:
     from engine.errors import ModelLoadError
-    from engine.weights.gguf_cache import open_gguf
+    from engine.weights.memory_estimate import read_gguf_header
 
     try:
-        field = open_gguf(gguf).fields["tokenizer.ggml.eos_token_id"]
-        return int(field.parts[field.data[0]][0])
-    except (ModelLoadError, KeyError, IndexError, ValueError):
+        value = read_gguf_header(gguf)[0].get("tokenizer.ggml.eos_token_id")
+    except ModelLoadError:
         return None
+    return int(value) if isinstance(value, int) else None
 
 
 def compare_with_llama_cpp_server(bench: Bench, args) -> None:
