@@ -103,3 +103,38 @@ def test_an_engine_load_reports_the_copy_it_loaded(engine, tiny_gguf):
     info = engine.load(ModelSpec(str(tiny_gguf), precision="fp32", device="cpu", converted_files={}))
     assert info.format == "gguf"
     assert {path for path, _sha256 in info.converted_files} >= {"config.json", "model.safetensors", "tokenizer.json"}
+
+
+def test_a_conversion_parses_the_gguf_file_once_and_writes_what_separate_readers_write(tiny_gguf, tmp_path,
+                                                                                      monkeypatch):
+    import gguf as gguf_module
+
+    parsed = []
+    make_reader = gguf_module.GGUFReader
+
+    def counting_reader(path, *args, **kwargs):
+        parsed.append(os.path.realpath(path))
+        return make_reader(path, *args, **kwargs)
+
+    monkeypatch.setattr(gguf_module, "GGUFReader", counting_reader)
+    shared = materialize(tiny_gguf, tmp_path / "shared", no_progress)
+    # transformers asks for a reader for the config, the weights and the tokenizer, the cache one for the
+    # architecture: four parses of the header (6 s each for a 49k-token vocabulary) before they were shared
+    assert parsed == [os.path.realpath(tiny_gguf)]
+    assert gguf_module.GGUFReader is counting_reader  # the sharing ends with the conversion
+    from engine.weights.gguf_cache import _convert
+
+    separate = _convert(tiny_gguf, cache_folder(tiny_gguf, tmp_path / "separate"), no_progress)
+    assert len(parsed) == 1 + 4
+    assert separate.files == shared.files
+
+
+def test_the_shared_reader_is_put_back_when_a_conversion_fails(tmp_path):
+    import gguf as gguf_module
+
+    make_reader = gguf_module.GGUFReader
+    damaged = tmp_path / "damaged.gguf"
+    damaged.write_bytes(b"GGUF" + b"\xff" * 64)
+    with pytest.raises(Exception):
+        materialize(damaged, tmp_path / "cache", no_progress)
+    assert gguf_module.GGUFReader is make_reader
