@@ -98,7 +98,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.pages)
         self._build_account_menu()
         self.idle_lock = IdleLock(adapter.core.settings.get("security.idle_lock_minutes"), parent=self)
-        QApplication.instance().installEventFilter(self.idle_lock)
+        self.winId()  # the native window now, so that the idle lock watches it from the start
+        self.idle_lock.watch(QApplication.instance())
         self.idle_lock.locked.connect(self.lock_session)
         self.unlock_button.clicked.connect(self.unlock)
         self.engine_status = QLabel("No model loaded")
@@ -310,7 +311,7 @@ class MainWindow(QMainWindow):
         """Stop generation and the engine thread; safe to call twice."""
         if not self._shut_down:
             self._shut_down = True
-            QApplication.instance().removeEventFilter(self.idle_lock)
+            self.idle_lock.unwatch(QApplication.instance())
             self.models_panel.shutdown()  # its hashing thread uses the database the core closes
             self.api_panel.shutdown()  # running API requests may finish first
             self.lab_adapter.shutdown()  # a sweep stops after its current repetition

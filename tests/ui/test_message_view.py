@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from PySide6.QtCore import QEvent, QObject
 from PySide6.QtGui import QFontDatabase, QTextCursor
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from engine import FinishReason, GenerationResult
+from resources import resource_path
 from ui.chat.message_view import FenceSplitter, MessageView
 
 
@@ -111,3 +115,56 @@ def test_fence_splitter_holds_back_backticks_that_may_open_a_fence():
     assert splitter.feed("```y") == [("```", True), ("y", False)]
     assert splitter.feed("``") == []
     assert splitter.finish() == [("``", False)]
+
+
+class PaintCounter(QObject):
+    def __init__(self, widget):
+        super().__init__()
+        self.count = 0
+        widget.installEventFilter(self)
+
+    def eventFilter(self, _watched, event):  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Type.Paint:
+            self.count += 1
+        return False
+
+
+@pytest.fixture
+def styled_view(qtbot):
+    """A message in a transcript-like parent that carries the app's style sheet (its colours, its frames)."""
+    transcript = QWidget()
+    transcript.setStyleSheet(resource_path("style.qss").read_text(encoding="utf-8"))
+    message = MessageView("assistant", parent=transcript)
+    QVBoxLayout(transcript).addWidget(message)
+    qtbot.addWidget(transcript)
+    transcript.resize(500, 300)
+    transcript.show()
+    qtbot.waitExposed(transcript)
+    yield message  # the fixture holds the transcript alive (qtbot keeps only a weak reference)
+
+
+def test_a_streamed_token_repaints_the_text_not_the_message_frame_behind_it(styled_view, qtbot):
+    styled_view.append("The first piece")
+    styled_view.flush()
+    qtbot.wait(50)
+    frame, text = PaintCounter(styled_view), PaintCounter(styled_view.body.viewport())
+    for piece in [" and", " the", " next", " ones"]:
+        styled_view.append(piece)
+        styled_view.flush()
+        styled_view.body.viewport().repaint()  # what the next frame draws, now
+    assert text.count >= 4
+    assert frame.count == 0  # the rounded frame was painted again under every token before
+
+
+def test_the_body_paints_its_message_colour_and_changes_it_with_the_role(styled_view, qtbot):
+    styled_view.append("Some text")
+    styled_view.flush()
+    background = styled_view.body.document().rootFrame().frameFormat().background().color()
+    assert background.name() == "#ffffff"
+    styled_view.show_result(GenerationResult(request_id=1, text="", finish_reason=FinishReason.ERROR,
+                                             error="The engine stopped."))
+    assert styled_view.body.toPlainText() == "The engine stopped."
+    background = styled_view.body.document().rootFrame().frameFormat().background().color()
+    assert background.name() == "#fdecea"  # the error colour of style.qss, not white under a pink frame
+    image = styled_view.body.grab().toImage()
+    assert image.pixelColor(image.width() - 2, image.height() // 2).name() == "#fdecea"

@@ -95,7 +95,7 @@ class MessageBody(QTextEdit):
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
                                      | Qt.TextInteractionFlag.TextSelectableByKeyboard)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.viewport().setAutoFillBackground(False)
+        self.viewport().setAutoFillBackground(True)  # in its message's colour, from the style sheet
         self.document().setDocumentMargin(0)
         self._end = QTextCursor(self.document())  # appends go here; the reader's cursor and selection stay
         self._prose = QTextCharFormat()
@@ -104,6 +104,17 @@ class MessageBody(QTextEdit):
         self._code.setBackground(QColor(CODE_BACKGROUND))
         self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
         self._fit_height(self.document().size())
+
+    def paint_opaque(self) -> None:
+        """Let the document paint the background (the style sheet's colour, read once the body is polished in
+        its message) and tell Qt the text covers its widget: a streamed token's repaint then draws the text
+        alone, not the message's rounded frame behind it too (about a sixth of a token's UI time)."""
+        viewport = self.viewport()
+        root = self.document().rootFrame()
+        frame_format = root.frameFormat()
+        frame_format.setBackground(viewport.palette().color(viewport.backgroundRole()))
+        root.setFrameFormat(frame_format)
+        viewport.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
 
     def append_runs(self, runs: list[tuple[str, bool]]) -> None:
         """Insert text at the end of the document; each run is prose (False) or code (True)."""
@@ -143,6 +154,7 @@ class MessageView(QFrame):
         self._pieces: list[str] = []  # everything received, exactly as it came
         self._pending: list[str] = []  # received, not yet on screen
         self._fences = FenceSplitter()
+        self._opaque = False  # the body paints its own background (see MessageBody.paint_opaque)
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
         self._flush_timer.setInterval(frame_interval_ms(self))
@@ -150,6 +162,12 @@ class MessageView(QFrame):
         if text:
             self.append(text)
             self.flush(final=True)
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        if not self._opaque:  # polished in place now: the style sheet's colours for its role are known
+            self.body.paint_opaque()
+            self._opaque = True
 
     @property
     def text(self) -> str:
@@ -180,8 +198,11 @@ class MessageView(QFrame):
             self.setProperty("role", "error")
             self.title.setText("Error")
             self._replace(result.error or "Generation failed.")
-            self.style().unpolish(self)
-            self.style().polish(self)
+            for widget in (self, self.body):  # the role selects both colours in the style sheet
+                widget.style().unpolish(widget)
+                widget.style().polish(widget)
+            if self._opaque:
+                self.body.paint_opaque()
         elif not self.text:
             self._replace("(no text)" if result.finish_reason is not FinishReason.CANCELLED else "(stopped before the first token)")
         if result.finish_reason is not FinishReason.ERROR:
