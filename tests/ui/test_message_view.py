@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtGui import QFontDatabase, QTextCursor
@@ -168,3 +170,17 @@ def test_the_body_paints_its_message_colour_and_changes_it_with_the_role(styled_
     assert background.name() == "#fdecea"  # the error colour of style.qss, not white under a pink frame
     image = styled_view.body.grab().toImage()
     assert image.pixelColor(image.width() - 2, image.height() // 2).name() == "#fdecea"
+
+
+def test_a_fast_stream_is_drawn_at_most_twenty_times_a_second(view, qtbot):
+    """Its UI cost is bounded by the refresh rate, not the engine's speed: 40 pieces 10 ms apart (100 tok/s)
+    are drawn in at most one change per 50 ms (at the screen's 60 Hz it was one change per 16 ms, 24 here)."""
+    changes = record_changes(view)
+    started = time.monotonic()
+    for index in range(40):
+        view.append(f" w{index}")
+        qtbot.wait(10)
+    elapsed = time.monotonic() - started
+    view.flush(final=True)
+    assert view.body.toPlainText() == "".join(f" w{index}" for index in range(40))
+    assert len(changes) <= elapsed / 0.050 + 2
