@@ -128,6 +128,9 @@ class MessageBody(QTextEdit):
         root.setFrameFormat(frame_format)
         viewport.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
 
+    def paints_opaque(self) -> bool:
+        return self.viewport().testAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+
     def append_runs(self, runs: list[tuple[str, bool]]) -> None:
         """Insert text at the end of the document; each run is prose (False) or code (True)."""
         if not self._end.atEnd():  # moving there lays the last block out again: skip it when already there
@@ -167,7 +170,6 @@ class MessageView(QFrame):
         self._pieces: list[str] = []  # everything received, exactly as it came
         self._pending: list[str] = []  # received, not yet on screen
         self._fences = FenceSplitter()
-        self._opaque = False  # the body paints its own background (see MessageBody.paint_opaque)
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
         self._flush_timer.setInterval(stream_interval_ms(self))
@@ -178,9 +180,8 @@ class MessageView(QFrame):
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().showEvent(event)
-        if not self._opaque:  # polished in place now: the style sheet's colours for its role are known
+        if not self.body.paints_opaque():  # polished in place now: the style sheet's colours for its role are known
             self.body.paint_opaque()
-            self._opaque = True
 
     @property
     def text(self) -> str:
@@ -214,7 +215,7 @@ class MessageView(QFrame):
             for widget in (self, self.body):  # the role selects both colours in the style sheet
                 widget.style().unpolish(widget)
                 widget.style().polish(widget)
-            if self._opaque:
+            if self.body.paints_opaque():
                 self.body.paint_opaque()
         elif not self.text:
             self._replace("(no text)" if result.finish_reason is not FinishReason.CANCELLED else "(stopped before the first token)")
