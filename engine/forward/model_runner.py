@@ -44,18 +44,18 @@ class ModelRunner:
         self.batch = RunningBatch()
         self.notify = notify
         self.retired = False  # set when the model is replaced
-        self.lean = self._lean_decoder(static_shapes=compile and self.device.type == "cuda") if lean else None
+        self.lean = self._lean_decoder(static_shapes=compile and self.device.type == "cuda", pack=not compile) if lean else None
         if self.lean is not None and compile:
             self._compile(warm_up_rows)
         probe = DynamicCache(config=self.model.config)
         # Can this model's cache be padded and merged? (sliding-window or recurrent layers cannot)
         self.batched = self.lean is not None or cache_is_batchable(probe)
 
-    def _lean_decoder(self, static_shapes: bool) -> LeanDecoder | None:
+    def _lean_decoder(self, static_shapes: bool, pack: bool = True) -> LeanDecoder | None:
         if unsupported_reason(self.model) is not None:
             return None
         try:
-            return LeanDecoder(self.model, static_shapes=static_shapes)
+            return LeanDecoder(self.model, static_shapes=static_shapes, pack=pack)
         except ValueError as error:  # an unusual layer: transformers' forward runs it
             log.info("no lean decoder: %s", error)
             return None

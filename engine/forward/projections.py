@@ -5,6 +5,11 @@ torch.compile traces one graph that serves every layer. A `Projection` fuses the
 input (query/key/value, gate/up) into one matmul where their kinds allow: dense and packed-int8 weights are
 concatenated, and each original module is re-pointed at a view of its slice, so nothing is stored twice and
 the Hugging Face forward keeps working. int4 weights, packed in tiles, stay separate.
+
+bf16 weights on a CPU are packed once for oneDNN (engine/weights/onednn.py: 1.1x to 1.45x faster matmuls).
+A packed weight is opaque (no views), so the original modules are replaced by `PackedSlice` modules that take
+their slice of the group's output; the slices of one group called with the same input, as transformers'
+attention and MLP call them, share one matmul.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.weights import onednn
 from engine.weights.quantization import Int4WeightOnlyLinear, Int8WeightOnlyLinear, weight_only_linear
 
 # A layout is a tuple of parts: ("dense",) or a quantized module's `kind`. Its tensors follow in one flat
@@ -24,9 +30,20 @@ class UnsupportedLayer(ValueError):
 
 
 class Projection:
-    def __init__(self, modules: list[nn.Module]):
+    def __init__(self, modules: list[nn.Module], owners: list[tuple[nn.Module, str]] | None = None,
+                 pack: bool = False):
+        """`owners`: (parent module, attribute) of each module, needed to replace them with packed slices;
+        `pack`: pack dense bf16 CPU weights for oneDNN where it can (see the module's docstring)."""
         self.sizes = tuple(module.out_features for module in modules)
-        if len(modules) > 1 and all(type(m) is nn.Linear for m in modules):
+        if modules and all(type(m) is PackedSlice for m in modules) and _whole_group(modules):
+            group = modules[0].group  # packed by an earlier decoder on this model
+            parts = [(("packed",), (group.weight, group.bias))]
+        elif pack and owners is not None and packable(modules):
+            group = PackedGroup(modules)
+            for index, (owner, name) in enumerate(owners):
+                setattr(owner, name, PackedSlice(group, index))
+            parts = [(("packed",), (group.weight, group.bias))]
+        elif len(modules) > 1 and all(type(m) is nn.Linear for m in modules):
             weight = _fuse(modules, "weight", lambda m, w: setattr(m, "weight", nn.Parameter(w, requires_grad=False)))
             parts = [(("dense",), (weight, _fused_bias(modules, weight.dtype, weight.device)))]
         elif len(modules) > 1 and all(type(m) is Int8WeightOnlyLinear and m.packed for m in modules):
@@ -51,6 +68,10 @@ def project(layout: tuple[tuple, ...], tensors: tuple[torch.Tensor | None, ...],
             weight, bias = tensors[index:index + 2]
             index += 2
             outputs.append(F.linear(x, weight, bias))
+        elif kind[0] == "packed":
+            weight, bias = tensors[index:index + 2]
+            index += 2
+            outputs.append(onednn.packed_linear(x, weight, bias))
         else:
             weight, scales, bias = tensors[index:index + 3]
             index += 3
@@ -83,3 +104,63 @@ def _fused_bias(modules: list[nn.Module], dtype: torch.dtype, device: torch.devi
         return None
     return torch.cat([m.bias.detach().to(dtype) if m.bias is not None else torch.zeros(m.out_features, dtype=dtype, device=device)
                       for m in modules])
+
+
+# --- bf16 weights packed for oneDNN -------------------------------------------------------------------------------
+
+def packable(modules: list[nn.Module]) -> bool:
+    """Plain bf16 CPU linear layers (the caller leaves out a weight that something else shares, such as a tied
+    output head's embedding table), on a build whose oneDNN packs bf16."""
+    return all(type(m) is nn.Linear and m.weight.dtype == torch.bfloat16 and m.weight.device.type == "cpu"
+               for m in modules) and onednn.packing_works()
+
+
+class PackedGroup:
+    """The fused weight of some linear layers, packed for oneDNN, and one shared output per input."""
+
+    def __init__(self, modules: list[nn.Module]):
+        fused = torch.cat([m.weight.detach() for m in modules])
+        self.weight = onednn.pack(fused)
+        self.bias = _fused_bias(modules, fused.dtype, fused.device)
+        self.in_features = fused.shape[1]
+        sizes = [m.out_features for m in modules]
+        self.bounds = [(sum(sizes[:i]), sum(sizes[:i + 1])) for i in range(len(sizes))]
+        self._input: torch.Tensor | None = None
+        self._output: torch.Tensor | None = None
+        self._unserved: set[int] = set()
+
+    def slice_of(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """Slice `index` of the group's output for x. The first slice asked for x runs the matmul; the others
+        asked for the same tensor take theirs from it; once every slice was served nothing is kept."""
+        if len(self.bounds) == 1:
+            return onednn.packed_linear(x, self.weight, self.bias)
+        if not (x is self._input and index in self._unserved):
+            self._input, self._output = x, onednn.packed_linear(x, self.weight, self.bias)
+            self._unserved = set(range(len(self.bounds)))
+        start, end = self.bounds[index]
+        output = self._output[..., start:end]
+        self._unserved.discard(index)
+        if not self._unserved:
+            self._input = self._output = None
+        return output
+
+
+def _whole_group(slices: list[nn.Module]) -> bool:
+    group = slices[0].group
+    return all(s.group is group for s in slices) and [s.index for s in slices] == list(range(len(group.bounds)))
+
+
+class PackedSlice(nn.Module):
+    """In place of one nn.Linear whose weight went into a PackedGroup: what transformers' forward calls."""
+
+    def __init__(self, group: PackedGroup, index: int):
+        super().__init__()
+        self.group, self.index = group, index
+        start, end = group.bounds[index]
+        self.in_features, self.out_features = group.in_features, end - start
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.group.slice_of(self.index, x)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, packed for oneDNN (bf16)"

@@ -8,6 +8,7 @@ import time
 import torch
 
 from engine.errors import DeviceUnavailable, PrecisionUnsupported
+from engine.weights import onednn
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8", "int4")
@@ -88,13 +89,17 @@ def cpu_has_amx() -> bool:
 @functools.cache
 def _cpu_matmul_probe(rows: int = 2048, columns: int = 5632, repeats: int = 15) -> tuple[float, float]:
     """Best milliseconds of one decode-shaped matmul (one token through a 2048 x 5632 weight) in int8 and in
-    bf16, interleaved; the best of each, since another program's load only ever adds time. Once per process."""
+    bf16 (packed for oneDNN where the decoder packs it), interleaved; the best of each, since another program's load only ever adds time. Once per process."""
     weight = torch.randn(columns, rows, dtype=torch.bfloat16)
     weight_int8 = torch.randint(-127, 127, (columns, rows), dtype=torch.int8)
     scales = torch.rand(columns, dtype=torch.bfloat16)
     token = torch.randn(1, rows, dtype=torch.bfloat16)
-    runs = {"int8": lambda: torch._weight_int8pack_mm(token, weight_int8, scales),
-            "bf16": lambda: torch.nn.functional.linear(token, weight)}
+    if onednn.packing_works():  # the bf16 kernel that will run (engine/forward/projections.py)
+        packed = onednn.pack(weight)
+        bf16 = lambda: onednn.packed_linear(token, packed, None)  # noqa: E731
+    else:
+        bf16 = lambda: torch.nn.functional.linear(token, weight)  # noqa: E731
+    runs = {"int8": lambda: torch._weight_int8pack_mm(token, weight_int8, scales), "bf16": bf16}
     times: dict[str, list[float]] = {name: [] for name in runs}
     with torch.inference_mode():
         for name, run in runs.items():  # first calls pick kernels and warm the caches
