@@ -1,6 +1,8 @@
-"""Running a sweep: per precision one load, a warm-up, weight memory and perplexity; then every point of that
-precision, repetition by repetition (interleaved, so a drifting machine moves every point alike), each
-repetition stored as soon as it ends. A cancelled or crashed sweep resumes from what is stored.
+"""Running a sweep in rounds: round r loads each precision in turn (a verified load and a warm-up; weight
+memory and perplexity at its first load) and runs repetition r of every point of that precision; so every
+repetition of every point is interleaved with the others (a drifting machine moves every point alike), also
+across precisions. Each repetition is stored as soon as it ends; a cancelled or crashed sweep resumes from
+what is stored.
 
 The engine is driven through its public API only; requests go through the bench's `drive_level`.
 """
@@ -87,38 +89,45 @@ def _run(sweep, store: SweepStore, engine, hooks: SweepHooks, progress, cancel: 
     already = sum(min(counts.get(p.key, 0), plan.repetitions) for p in todo)
     clock = _Eta(len(todo) * plan.repetitions, already)
     progress(SweepProgress(already, clock.total, None, f"{len(todo)} points to measure"))
-    measured_precisions = store.precisions(sweep.id)
+    measured_precisions = set(store.precisions(sweep.id))
+    by_precision: dict[str, list[PlannedPoint]] = {}
     for precision in plan.precisions:
         points = [p for p in todo if p.precision == precision]
         fitting = _drop_points_that_do_not_fit(sweep, store, hooks, points)
         clock.total -= sum(plan.repetitions - min(counts.get(p.key, 0), plan.repetitions) for p in points if p not in fitting)
-        points = fitting
-        if not points:
-            continue
-        _check(cancel)
-        progress(SweepProgress(clock.done, clock.total, clock.eta(), f"loading {precision}"))
-        try:
-            info = hooks.load(precision)
-        except (EngineError, ConsoleError) as error:  # this precision cannot run here: only its points are skipped
-            store.save_precision(sweep, PrecisionRecord(precision, None, None, None, None, str(error)))
-            for point in points:
-                store.skip_point(sweep, point, f"{precision} could not be loaded: {error}")
-            clock.total -= sum(plan.repetitions - min(counts.get(p.key, 0), plan.repetitions) for p in points)
-            continue
-        engine.generate(GenerationRequest(messages=[{"role": "user", "content": "Warm-up."}],
-                                          params=SamplingParams(temperature=0.0, max_new_tokens=4, ignore_eos=True)))
-        while engine.snapshot().decoder.endswith("compiling"):  # a CPU compiles in the background: measure after
+        if fitting:
+            by_precision[precision] = fitting
+    # Round r runs repetition r of every precision's points before any precision runs repetition r + 1, so a
+    # machine that drifts between two precisions' turns moves the repetitions of both (each precision is
+    # loaded once per round: a few seconds each, against a drift of +-20 % within minutes).
+    for repetition in range(plan.repetitions):
+        for precision, points in list(by_precision.items()):
+            points = [p for p in points if counts.get(p.key, 0) <= repetition]
+            if not points:
+                continue
             _check(cancel)
-            cancel.wait(0.2)
-        if precision not in measured_precisions:
-            estimate = hooks.estimate(precision, 1, plan.context_tokens)
-            progress(SweepProgress(clock.done, clock.total, clock.eta(), f"perplexity at {precision}"))
-            store.save_precision(sweep, PrecisionRecord(precision, info.weight_bytes, estimate.weight_bytes,
-                                                        hooks.perplexity(), info.load_seconds))
-        for repetition in range(plan.repetitions):
+            progress(SweepProgress(clock.done, clock.total, clock.eta(),
+                                   f"loading {precision} (round {repetition + 1} of {plan.repetitions})"))
+            try:
+                info = hooks.load(precision)
+            except (EngineError, ConsoleError) as error:  # this precision cannot run here: only its points are skipped
+                store.save_precision(sweep, PrecisionRecord(precision, None, None, None, None, str(error)))
+                for point in by_precision.pop(precision):
+                    store.skip_point(sweep, point, f"{precision} could not be loaded: {error}")
+                    clock.total -= plan.repetitions - min(counts.get(point.key, 0), plan.repetitions)
+                continue
+            engine.generate(GenerationRequest(messages=[{"role": "user", "content": "Warm-up."}],
+                                              params=SamplingParams(temperature=0.0, max_new_tokens=4, ignore_eos=True)))
+            while engine.snapshot().decoder.endswith("compiling"):  # a CPU compiles in the background: measure after
+                _check(cancel)
+                cancel.wait(0.2)
+            if precision not in measured_precisions:
+                estimate = hooks.estimate(precision, 1, plan.context_tokens)
+                progress(SweepProgress(clock.done, clock.total, clock.eta(), f"perplexity at {precision}"))
+                store.save_precision(sweep, PrecisionRecord(precision, info.weight_bytes, estimate.weight_bytes,
+                                                            hooks.perplexity(), info.load_seconds))
+                measured_precisions.add(precision)
             for point in points:
-                if counts.get(point.key, 0) > repetition:
-                    continue
                 progress(SweepProgress(clock.done, clock.total, clock.eta(),
                                        f"{point.label}: repetition {repetition + 1} of {plan.repetitions}"))
                 _check(cancel)  # after the report: a cancel asked for from it stops before this repetition

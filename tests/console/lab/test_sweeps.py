@@ -62,6 +62,21 @@ def test_a_2x2x2_sweep_completes_and_stores_every_point(lab_core, admin, lab_dat
     assert kinds == {"lab-repetition": 24, "lab-point": 8, "lab-precision": 2}
 
 
+def test_repetitions_interleave_across_precisions(lab_data, finished_sweep):
+    """Round r runs repetition r of every precision before any runs r + 1: drift moves both sides of a ratio."""
+    database = raw_database(lab_data)
+    try:
+        with database.read() as db:
+            order = [(row["repetition"], row["precision"]) for row in db.query(
+                "select repetition, precision from benchmark_results where sweep_id = ? and kind = 'lab-repetition' "
+                "order by id", [finished_sweep])]
+    finally:
+        database.close()
+    assert [r for r, _p in order] == sorted(r for r, _p in order)  # every repetition 0, then every 1, then 2
+    for repetition in range(3):
+        assert [p for r, p in order if r == repetition] == ["fp32"] * 4 + ["int8"] * 4
+
+
 def test_each_point_has_throughput_latency_and_memory_figures(lab_core, admin, finished_sweep):
     _sweep, points, _precisions = lab_core.lab.sweep(admin, finished_sweep)
     for record in points:
