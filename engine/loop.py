@@ -23,6 +23,7 @@ from engine.batching_settings import BatchingSettings
 from engine.compile_settings import compile_wanted
 from engine.errors import EngineBusy, NoModelLoaded, PromptTooLong
 from engine.forward.model_runner import ModelRunner, RowFailed
+from engine.heap import release_free_heap
 from engine.metrics import EngineMetrics, EngineSnapshot
 from engine.prompts import prompt_ids_within_context
 from engine.request import FinishReason, GenerationResult, RequestHandle
@@ -369,6 +370,8 @@ class EngineLoop:
             loaded, lean=self.lean_decoder, compile=compile_wanted(self.compile_decode, loaded.device),
             warm_up_rows=self.settings.max_batch_size, notify=self._notice) if loaded is not None else None
         self.response_cache.clear()
+        gc.collect()
+        release_free_heap()  # what the load and the old model freed (engine/heap.py)
         applied.set()
 
     def _notice(self, message: str) -> None:

@@ -119,7 +119,8 @@ class PackedGroup:
     """The fused weight of some linear layers, packed for oneDNN, and one shared output per input."""
 
     def __init__(self, modules: list[nn.Module]):
-        fused = torch.cat([m.weight.detach() for m in modules])
+        # one module: its own weight (a copy would double the transient memory of, say, a 467 MB output head)
+        fused = modules[0].weight.detach() if len(modules) == 1 else torch.cat([m.weight.detach() for m in modules])
         self.weight = onednn.pack(fused)
         self.bias = _fused_bias(modules, fused.dtype, fused.device)
         self.in_features = fused.shape[1]
