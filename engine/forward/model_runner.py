@@ -91,7 +91,7 @@ class ModelRunner:
                 return "lean, compiling"
             if self.lean.compiled:
                 return "lean, compiled" + (" (CUDA graphs)" if self.lean.static_shapes else "")
-            return "lean"
+            return "lean, bf16 packed for oneDNN" if self.lean.packed else "lean"
         return "transformers (batched)" if self.batched else "transformers (one sequence at a time)"
 
     @torch.inference_mode()

@@ -11,6 +11,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 from engine.weights import onednn
+from engine import ModelSpec
 from engine.forward.lean_decoder import LeanDecoder
 from engine.forward.projections import PackedSlice
 
@@ -99,3 +100,10 @@ def test_without_onednn_bf16_the_weights_stay_plain(bf16_llama, monkeypatch):
     decoder = LeanDecoder(bf16_llama)
     assert not decoder.packed and decoder.layers[0].qkv.layout == (("dense",),)
     assert type(bf16_llama.model.layers[0].self_attn.q_proj) is nn.Linear
+
+
+def test_the_engine_says_its_bf16_weights_are_packed(engine, tiny_model_dir):
+    engine.load(ModelSpec(str(tiny_model_dir), precision="bf16", device="cpu"))
+    assert engine.snapshot().decoder == "lean, bf16 packed for oneDNN"  # the Engine tab and the load's audit entry
+    engine.load(ModelSpec(str(tiny_model_dir), precision="fp32", device="cpu"))
+    assert engine.snapshot().decoder == "lean"
