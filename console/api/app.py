@@ -290,19 +290,28 @@ class AccessLogMiddleware:
         started = time.perf_counter()
         status = {"code": 500}
         scope.setdefault("state", {})
+        recorded = []
+
+        def record_usage() -> None:
+            entry = scope["state"].get("log", {})
+            if entry.get("key") is not None and not recorded:
+                recorded.append(True)
+                self.service.usage.record(entry["key"], entry.get("prompt_tokens", 0), entry.get("completion_tokens", 0),
+                                          error=status["code"] >= 400 or entry.get("failed", False))
 
         async def sending(message):
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+            elif (message["type"] == "http.response.body" and not message.get("more_body", False)
+                  and "completion_tokens" in scope["state"].get("log", {})):
+                record_usage()  # before the last byte: a client that has its answer finds it counted
             await send(message)
 
         try:
             await self.app(scope, receive, sending)
         finally:
+            record_usage()  # a response whose tokens were not known at its last byte, or that never ended
             entry = scope["state"].get("log", {})
-            if entry.get("key") is not None:
-                self.service.usage.record(entry["key"], entry.get("prompt_tokens", 0), entry.get("completion_tokens", 0),
-                                          error=status["code"] >= 400 or entry.get("failed", False))
             client = scope.get("client") or ("-", 0)
             extra = "".join(f" {name}={entry[name]}" for name in ("prompt_tokens", "completion_tokens", "finish")
                             if name in entry)
