@@ -34,7 +34,9 @@ def weight_only_linear(kind: tuple, x: torch.Tensor, weight: torch.Tensor, scale
     this device), or ("int4-cpu" / "int4", group size). The modules below and the lean decoder's fused
     projections both call it. Activations go in the scales' dtype, contiguous: the int4 kernels refuse the
     strided view transformers hands the output head."""
-    flat = x.reshape(-1, x.shape[-1]).to(scales.dtype).contiguous()
+    # a decode step's input is already flat, in the right dtype and contiguous: each skipped call counts there
+    plain = x.dim() == 2 and x.dtype == scales.dtype and x.is_contiguous()
+    flat = x if plain else x.reshape(-1, x.shape[-1]).to(scales.dtype).contiguous()
     name = kind[0]
     if name == "int8" and (flat.shape[0] < INT8_WIDEN_ROWS or flat.device.type != "cpu"):
         out = torch._weight_int8pack_mm(flat, weight, scales)
@@ -46,7 +48,7 @@ def weight_only_linear(kind: tuple, x: torch.Tensor, weight: torch.Tensor, scale
         out = torch._weight_int4pack_mm(flat, weight, kind[1], scales)
     if bias is not None:
         out = out + bias
-    return out.reshape(*x.shape[:-1], out.shape[-1]).to(x.dtype)
+    return out if plain else out.reshape(*x.shape[:-1], out.shape[-1]).to(x.dtype)
 
 
 class Int8WeightOnlyLinear(nn.Module):
