@@ -131,10 +131,11 @@ def decode_layer(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, slots: t
     h = _rms_norm(x, input_norm, shape.eps)
     projected = project(shape.qkv, qkv, h)
     # the queries and keys lie side by side: one rotation for both
-    q_and_k = _rotate(projected[:, :(shape.q_heads + shape.kv_heads) * shape.head_dim]
-                      .view(rows, shape.q_heads + shape.kv_heads, shape.head_dim), cos, sin)
+    q_and_k_heads = shape.q_heads + shape.kv_heads
+    width = q_and_k_heads * shape.head_dim
+    q_and_k = _rotate(projected[:, :width].view(rows, q_and_k_heads, shape.head_dim), cos, sin)
     q, k = q_and_k[:, :shape.q_heads], q_and_k[:, shape.q_heads:]
-    v = projected[:, (shape.q_heads + shape.kv_heads) * shape.head_dim:]
+    v = projected[:, width:]
     keys.view(-1, shape.head_dim).index_copy_(0, slots, k.reshape(-1, shape.head_dim))
     values.view(-1, shape.head_dim).index_copy_(0, slots, v.reshape(-1, shape.head_dim))
     attended = _decode_attention(q, keys[:rows, :, :longest], values[:rows, :, :longest], masked, shape.scaling)

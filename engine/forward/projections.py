@@ -40,13 +40,14 @@ class Projection:
         group = None
         if modules and all(type(m) is PackedSlice for m in modules) and _whole_group(modules):
             group = modules[0].group  # packed by an earlier decoder on this model
-        elif owners is not None and pack and packable(modules):
-            group = PackedGroup.bf16(modules)
-        elif owners is not None and len(modules) > 1 and int4_fusable(modules):
-            group = PackedGroup.int4(modules)  # None where the fused kernel disagrees
-        if group is not None and owners is not None and type(modules[0]) is not PackedSlice:
-            for index, (owner, name) in enumerate(owners):
-                setattr(owner, name, PackedSlice(group, index))
+        elif owners is not None:
+            if pack and packable(modules):
+                group = PackedGroup.bf16(modules)
+            elif len(modules) > 1 and int4_fusable(modules):
+                group = PackedGroup.int4(modules)  # None where the fused kernel disagrees
+            if group is not None:
+                for index, (owner, name) in enumerate(owners):
+                    setattr(owner, name, PackedSlice(group, index))
         if group is not None:
             parts = [(group.kind, group.tensors)]
         elif len(modules) > 1 and all(type(m) is nn.Linear for m in modules):
@@ -165,18 +166,13 @@ class PackedGroup:
             return None
         return cls(first.kind, (weight, scales, bias), [m.out_features for m in modules], first.in_features)
 
-    def _linear(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kind == ("packed",):
-            return onednn.packed_linear(x, *self.tensors)
-        return weight_only_linear(self.kind, x, *self.tensors)
-
     def slice_of(self, index: int, x: torch.Tensor) -> torch.Tensor:
         """Slice `index` of the group's output for x. The first slice asked for x runs the matmul; the others
         asked for the same tensor take theirs from it; once every slice was served nothing is kept."""
         if len(self.bounds) == 1:
-            return self._linear(x)
+            return project((self.kind,), self.tensors, x)
         if not (x is self._input and index in self._unserved):
-            self._input, self._output = x, self._linear(x)
+            self._input, self._output = x, project((self.kind,), self.tensors, x)
             self._unserved = set(range(len(self.bounds)))
         start, end = self.bounds[index]
         output = self._output[..., start:end]
