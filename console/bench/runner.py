@@ -70,6 +70,7 @@ class BenchReport:
     baselines: list[BaselineRun] = field(default_factory=list)
     join_ttft_idle_s: float | None = None
     join_ttft_busy_s: float | None = None
+    join_running: int = 0  # requests in the batch when the joining request got its first token (the fewest of its tries)
     prefill_runs: list[PrefillRun] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -107,7 +108,8 @@ class BenchReport:
             lines += [
                 "",
                 f"Time to first token of a request joining a busy engine: {self.join_ttft_busy_s:.3f} s "
-                f"vs {self.join_ttft_idle_s:.3f} s idle ({self.join_ttft_busy_s / self.join_ttft_idle_s:.2f}x)",
+                f"vs {self.join_ttft_idle_s:.3f} s idle ({self.join_ttft_busy_s / self.join_ttft_idle_s:.2f}x; "
+                f"{self.join_running} requests in its batch)",
             ]
         lines += [f"Note: {note}" for note in self.notes]
         return "\n".join(lines)
@@ -195,27 +197,40 @@ def run_engine_level(engine: InferenceEngine, concurrency: int, new_tokens: int,
     )
 
 
-def measure_join_ttft(engine: InferenceEngine, new_tokens: int, background: int = 7) -> tuple[float, float]:
-    """(median TTFT on an idle engine, median TTFT of a request that joins `background` running ones)."""
+def measure_join_ttft(engine: InferenceEngine, new_tokens: int, background: int = 7) -> tuple[float, float, int]:
+    """(median TTFT on an idle engine, median TTFT of a request that joins `background` running ones, the fewest
+    requests that shared the joiner's batch at its first token). The batch is widened to hold them all for the
+    measurement: a run at concurrency 1 sets the max batch size to 1, where the joiner would queue behind the
+    others instead of joining them."""
     idle = [engine.generate(GenerationRequest(messages=_chat(f"Idle probe {i}: say hello."), params=_params(8))).time_to_first_token_s
             for i in range(3)]
-    busy = []
-    for attempt in range(3):
-        started = [threading.Event() for _ in range(background)]
-        handles = [
-            engine.submit(GenerationRequest(messages=_chat(f"{PROMPTS[i % len(PROMPTS)]} (busy {attempt}-{i})"), params=_params(new_tokens * 4)),
-                          on_event=lambda _e, i=i: started[i].set())
-            for i in range(background)
-        ]
-        for event in started:  # every background request has produced text: all are running
-            event.wait(600)
-        joiner = engine.generate(GenerationRequest(messages=_chat(f"Join probe {attempt}: say hello."), params=_params(8)))
-        busy.append(joiner.time_to_first_token_s)
-        for handle in handles:
-            handle.cancel()
-        for handle in handles:
-            handle.result()
-    return statistics.median(idle), statistics.median(busy)
+    settings = engine.settings
+    engine.configure(max_batch_size=max(settings.max_batch_size, background + 1),
+                     queue_limit=max(settings.queue_limit, background + 1))
+    busy, shared = [], []
+    try:
+        for attempt in range(3):
+            started = [threading.Event() for _ in range(background)]
+            handles = [
+                engine.submit(GenerationRequest(messages=_chat(f"{PROMPTS[i % len(PROMPTS)]} (busy {attempt}-{i})"),
+                                                params=_params(new_tokens * 4)),
+                              on_event=lambda _e, i=i: started[i].set())
+                for i in range(background)
+            ]
+            for event in started:  # every background request has produced text: all are running
+                event.wait(600)
+            running: list[int] = []
+            joiner = engine.submit(GenerationRequest(messages=_chat(f"Join probe {attempt}: say hello."), params=_params(8)),
+                                   on_event=lambda _e: running or running.append(engine.snapshot().running))
+            busy.append(joiner.result().time_to_first_token_s)
+            shared.append(running[0] if running else 0)
+            for handle in handles:
+                handle.cancel()
+            for handle in handles:
+                handle.result()
+    finally:
+        engine.configure(max_batch_size=settings.max_batch_size, queue_limit=settings.queue_limit)
+    return statistics.median(idle), statistics.median(busy), min(shared)
 
 
 def hf_generate_baselines(engine: InferenceEngine, levels: list[int], new_tokens: int) -> list[BaselineRun]:
@@ -381,7 +396,7 @@ def run_benchmark(
     result.baselines = [_median(runs) for runs in baseline_rounds.values()]
     result.prefill_runs = _median_prefill(lengths, prefill_rounds, llama_prefill_rounds)
     report("time to first token, idle and joining a busy engine")
-    result.join_ttft_idle_s, result.join_ttft_busy_s = measure_join_ttft(engine, new_tokens)
+    result.join_ttft_idle_s, result.join_ttft_busy_s, result.join_running = measure_join_ttft(engine, new_tokens)
     if continuous_batching_error:
         result.notes.append(continuous_batching_error)
     result.notes += llama_workaround.notes

@@ -66,3 +66,15 @@ def test_bench_rejects_bad_arguments(arguments, message, shared_data_dir):
     )
     assert completed.returncode == 2
     assert message in completed.stderr
+
+
+def test_the_joining_request_shares_the_batch_even_when_the_run_was_at_concurrency_one(tiny_engine):
+    """A run at concurrency 1 sets the max batch size to 1; the join measurement queued behind its 7 background
+    requests then (4.8 s against 0.12 s idle for SmolLM2 int4) instead of joining them."""
+    from console.bench.runner import measure_join_ttft
+
+    tiny_engine.configure(max_batch_size=1, queue_limit=4)
+    idle, busy, running = measure_join_ttft(tiny_engine, new_tokens=4)
+    assert running == 8  # the 7 background requests and the joiner, in one batch
+    assert idle > 0 and busy > 0
+    assert (tiny_engine.settings.max_batch_size, tiny_engine.settings.queue_limit) == (1, 4)
