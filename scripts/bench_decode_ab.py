@@ -7,9 +7,11 @@ decoder's step for the same rows in alternate rounds. It also compares the two v
 that changes what the model computes shows here.
 
     .venv/bin/python scripts/bench_decode_ab.py --against HEAD~1 --precision int4 --rows 1 --rounds 10
+    .venv/bin/python scripts/bench_decode_ab.py --against HEAD~1 --precision int4 --prefill 1x40,8x30,1x512
 
 It prints the minimum and median milliseconds per step of each version, the median of the per-round ratios
-(above 1: now is faster), and the largest logit difference.
+(above 1: now is faster), and the largest logit difference. `--prefill ROWSxTOKENS,...` times the prefill of
+that many prompts of that many tokens instead of a decode step.
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ def report(decoders: dict, args: argparse.Namespace) -> None:
             logits = lean.decode([5] * args.rows)
         return (time.perf_counter() - started) / steps * 1000, logits
 
+    if args.prefill:
+        report_prefill(decoders, args)
+        return
     for lean in decoders.values():
         run(lean, 4)  # warm-up
     times: dict[str, list[float]] = {name: [] for name in decoders}
@@ -81,6 +86,29 @@ def report(decoders: dict, args: argparse.Namespace) -> None:
           f"largest logit difference {difference:.3g}")
 
 
+def report_prefill(decoders: dict, args: argparse.Namespace) -> None:
+    shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.prefill.split(",")]
+    print(f"{args.precision} prefill, {args.rounds} interleaved rounds, {torch.get_num_threads()} threads; "
+          f"now = working tree, before = {args.against}")
+    for rows, tokens in shapes:
+        prompts = [[1 + (j * 7 + row) % 500 for j in range(tokens)] for row in range(rows)]
+        times: dict[str, list[float]] = {name: [] for name in decoders}
+        last = {}
+        for round_number in range(args.rounds + 1):  # the first round warms up
+            for name, lean in decoders.items():
+                lean.cache = lean._new_cache()
+                started = time.perf_counter()
+                last[name] = lean.prefill(prompts)
+                if round_number:
+                    times[name].append((time.perf_counter() - started) * 1000)
+        ratios = [before / now for before, now in zip(times["before"], times["now"])]
+        difference = (last["before"].float() - last["now"].float()).abs().max().item()
+        same = torch.equal(last["before"].argmax(-1), last["now"].argmax(-1))
+        print(f"  {rows} x {tokens} tokens: before min {min(times['before']):7.1f} ms, now min {min(times['now']):7.1f} ms; "
+              f"speed-up (median of per-round ratios) {statistics.median(ratios):.2f}x; largest logit difference "
+              f"{difference:.3g}, next tokens {'the same' if same else 'DIFFERENT'}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", default="HEAD~1", help="the earlier commit (default HEAD~1)")
@@ -89,6 +117,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=16, help="decode steps per round (default 16)")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (default: torch's)")
+    parser.add_argument("--prefill", metavar="ROWSxTOKENS,...", help="time prefills of these shapes instead (e.g. 8x30,1x512)")
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "llm-console-bench")
     args = parser.parse_args()
     if args.threads:
