@@ -10,7 +10,8 @@ busy core on two cores, int8 fell from 57.9 to 6.0 tok/s, while one thread ran a
 - probes its neighbours now and then (a short trial of the other count, kept when it is faster by a margin), so
   it finds its way back up when the other program ends, and down when contention was there from the start;
 - spaces its probes out (doubling up to a ceiling) while they keep losing, and ends a losing probe after
-  three steps, so an idle machine pays almost nothing for them.
+  three steps, so an idle machine pays almost nothing for them;
+- after moving to fewer threads, probes back up within a second, so a brief slowdown costs little.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ MARGIN = 0.92  # a trial count is kept when its median is under this fraction of
 LOSING = 1.15  # a trial whose judged steps run this much slower than the current count ends early
 ABORT = 2.5  # a single judged step this much slower ends it at once (the other count is contended)
 FIRST_PROBE_S = 3.0
+# After moving to fewer threads, look back up this soon: a slowdown of a few steps (another program's burst, a
+# long pause of the window's UI thread) is not contention, and at the regular 3 s one such back-off ran a fifth
+# of a 256-token reply in the window on one thread. Under real contention this costs one extra losing probe.
+RECHECK_S = 1.0
 MAX_PROBE_S = 30.0
 
 
@@ -135,9 +140,12 @@ class ThreadController:
         if keep:
             self.changes.append(f"{trial.threads} threads instead of {self.threads}: a step took "
                                 f"{median * 1000:.1f} ms against {trial.reference * 1000:.1f} ms")
+            fewer = trial.threads < self.threads
             self.threads = trial.threads
             self._best[(trial.threads, trial.rows)] = median
-            self._probe_gap = FIRST_PROBE_S  # the machine changed: look again soon
+            # the machine changed: look again soon, and very soon after giving up threads (it may have been brief)
+            self._probe_gap = RECHECK_S if fewer else FIRST_PROBE_S
+            self._probe_up_next = True
         else:
             # What the current count does now is its new normal (a long context, say), not a slowdown to flee.
             self._best[(self.threads, trial.rows)] = trial.reference

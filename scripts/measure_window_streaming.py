@@ -131,6 +131,15 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help=f"the script's data directory (default {DATA_DIR})")
     parser.add_argument("--screenshots", metavar="DIR", help="after measuring, stream a reply with code and save screenshots")
     args = parser.parse_args()
+    # Why the engine changed its thread count, as it happens: a window reply slower than the CLI's often is one
+    # that ran part of its time on fewer threads.
+    import logging
+
+    thread_log = logging.getLogger("engine.loop")
+    thread_log.setLevel(logging.INFO)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("  %(asctime)s engine: %(message)s", "%H:%M:%S"))
+    thread_log.addHandler(handler)
 
     from console.core import ConsoleCore
     from engine import ModelSpec
@@ -201,14 +210,19 @@ def main() -> int:
         x_before = cpu_seconds(Path(f"/proc/{x_pid}/stat")) if x_pid else None
         process_before = time.process_time()
         type_question(question)
-        if not watch.finished.wait(REPLY_TIMEOUT_S):
-            raise RuntimeError("the window's reply did not finish in time")
+        threads: list[int] = []  # the engine's intra-op thread count, sampled while the reply streams
+        deadline = time.monotonic() + REPLY_TIMEOUT_S
+        while not watch.finished.wait(0.05):
+            if watch.first is not None:
+                threads.append(core.engine_snapshot(admin).intra_op_threads)
+            if time.monotonic() > deadline:
+                raise RuntimeError("the window's reply did not finish in time")
         result = watch.result
         span = watch.end[0] - watch.first[0]
         ui_cpu = watch.end[1] - watch.first[1]
         row = {"tok/s": result.tokens_per_second or 0.0, "tokens": result.completion_tokens,
                "ui": ui_cpu / span if span > 0 else 0.0, "pieces": watch.pieces,
-               "process": (time.process_time() - process_before) / span if span > 0 else 0.0}
+               "process": (time.process_time() - process_before) / span if span > 0 else 0.0, "threads": threads}
         if x_before is not None:
             row["x"] = (cpu_seconds(Path(f"/proc/{x_pid}/stat")) - x_before) / span if span > 0 else 0.0
         return row
@@ -314,6 +328,11 @@ def main() -> int:
         if all("x" in row for row in rows["window"]):
             line += f", X server {statistics.median(row['x'] * 100 for row in rows['window']):.1f} %"
         print(line + f", {statistics.median(row['pieces'] for row in rows['window']):.0f} pieces per reply")
+        samples = [count for row in rows["window"] for count in row["threads"]]
+        if samples:
+            shares = ", ".join(f"{count} for {samples.count(count) / len(samples) * 100:.0f} %"
+                               for count in sorted(set(samples), reverse=True))
+            print(f"    the window's engine threads while it streams: {shares} of the time (sampled every 50 ms)")
     if idle:
         print(f"  the UI thread while the window waits (no reply): {idle[0] * 100:.1f} % of a core")
     for note in notes:

@@ -97,3 +97,32 @@ def test_a_bigger_batch_is_not_taken_for_a_slowdown():
     run_for(controller, machine, 1.2, rows=1)
     run_for(controller, machine, 1.2, rows=8)  # 70 % longer steps: more rows, not contention
     assert controller.threads == 2 and machine.steps_at[1] == 0
+
+
+def test_a_brief_slowdown_costs_about_a_second_on_fewer_threads():
+    """Something that slows a few steps (another program's burst, a long pause of the window's UI thread) makes
+    the controller back off; it must find its way back soon, not at the next regular probe 3 s later (in the
+    window, one such back-off ran a fifth of a 256-token reply on one thread)."""
+    controller, machine = make()
+    run_for(controller, machine, 4)  # settled at two threads
+    machine.busy = True
+    run_for(controller, machine, 0.6)  # a burst: a few steps at the contended speed
+    machine.busy = False
+    assert controller.threads == 1  # it backed off
+    ones = machine.steps_at[1]
+    run_for(controller, machine, 5)
+    assert controller.threads == 2
+    seconds_on_one = (machine.steps_at[1] - ones) * IDLE[1]
+    assert seconds_on_one < 1.5
+
+
+def test_persistent_contention_pays_one_extra_probe_for_the_quick_recheck():
+    controller, machine = make()
+    run_for(controller, machine, 2)
+    machine.busy = True
+    twos = machine.steps_at[2]
+    run_for(controller, machine, 60)
+    assert controller.threads == 1
+    # the steps at two threads while contended: the back-off's own three, then a couple for each losing probe
+    seconds_on_two = (machine.steps_at[2] - twos) * BESIDE_A_BUSY_CORE[2]
+    assert seconds_on_two < 3.0
