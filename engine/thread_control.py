@@ -140,12 +140,12 @@ class ThreadController:
         if keep:
             self.changes.append(f"{trial.threads} threads instead of {self.threads}: a step took "
                                 f"{median * 1000:.1f} ms against {trial.reference * 1000:.1f} ms")
-            fewer = trial.threads < self.threads
+            if trial.threads < self.threads:  # giving up threads may have answered a brief slowdown: look back up soon
+                self._probe_gap, self._probe_up_next = RECHECK_S, True
+            else:
+                self._probe_gap = FIRST_PROBE_S  # the machine changed: look again soon
             self.threads = trial.threads
             self._best[(trial.threads, trial.rows)] = median
-            # the machine changed: look again soon, and very soon after giving up threads (it may have been brief)
-            self._probe_gap = RECHECK_S if fewer else FIRST_PROBE_S
-            self._probe_up_next = True
         else:
             # What the current count does now is its new normal (a long context, say), not a slowdown to flee.
             self._best[(self.threads, trial.rows)] = trial.reference

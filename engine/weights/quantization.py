@@ -73,10 +73,9 @@ def _int4_tile() -> int:
         packed = torch._convert_weight_to_int4pack_for_cpu(codes, 1)
     except (RuntimeError, NotImplementedError):
         return 0
-    for tile in (64, 32, 16):
-        if packed.shape == (out_features, in_features // 2) and torch.equal(_int4_codes(packed, tile).int(), codes.t()):
-            return tile
-    return 0
+    if packed.shape != (out_features, in_features // 2):
+        return 0
+    return next((tile for tile in (64, 32, 16) if torch.equal(_int4_codes(packed, tile).int(), codes.t())), 0)
 
 
 def _int4_codes(packed: torch.Tensor, tile: int, dtype: torch.dtype = torch.uint8) -> torch.Tensor:

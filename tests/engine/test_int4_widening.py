@@ -56,7 +56,7 @@ def test_a_weight_that_does_not_fill_whole_tiles_keeps_the_packed_kernel(monkeyp
 
 
 @pytest.mark.parametrize("bias", [False, True])
-def test_a_long_prompt_prefills_as_transformers_computes(bias):
+def test_a_long_prompt_prefills_as_transformers_computes(bias, monkeypatch):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from engine.forward.lean_decoder import LeanDecoder
@@ -70,11 +70,8 @@ def test_a_long_prompt_prefills_as_transformers_computes(bias):
     prompt = [(7 * i) % 300 + 1 for i in range(INT4_WIDEN_ROWS + 20)]
     decoder = LeanDecoder(model)
     logits = decoder.prefill([prompt])[0].float()
+    monkeypatch.setattr(quantization, "INT4_WIDEN_ROWS", 10**9)  # transformers' forward through the packed kernel only
     with torch.inference_mode():
-        quantization.INT4_WIDEN_ROWS, saved = 10**9, quantization.INT4_WIDEN_ROWS
-        try:  # transformers' forward through the packed kernel only
-            reference = model(input_ids=torch.tensor([prompt])).logits[0, -1].float()
-        finally:
-            quantization.INT4_WIDEN_ROWS = saved
+        reference = model(input_ids=torch.tensor([prompt])).logits[0, -1].float()
     assert (logits - reference).abs().max() < 0.05
     assert logits.argmax() == reference.argmax()
